@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""The course's two commands, and the maintainer's few more. Needs only Python >= 3.10.
+
+    python3 course.py lab         # set up .venv, open JupyterLab on chapter 0
+    python3 course.py test        # set up .venv, run the full suite (unit tests + every notebook)
+
+    python3 course.py test tests/test_autograd.py notebooks/01_autograd.ipynb   # some of it
+    python3 course.py notebooks [01_autograd ...]   # rebuild .ipynb from .py and execute them
+    python3 course.py doctor      # what this machine can run
+    python3 course.py readme      # refresh the README's generated tables
+    python3 course.py freeze      # record the exact tested versions in constraints.txt
+
+The virtual environment lives in ``.venv`` (``COURSE_VENV`` chooses another folder). Set-up is
+skipped when nothing it installs from has changed since the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("COURSE_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+INSTALL_INPUTS = ("pyproject.toml", "requirements.txt", "requirements-test.txt")
+
+
+def run(*cmd: str | Path, **kw) -> None:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    subprocess.run(list(map(str, cmd)), check=True, cwd=ROOT, **kw)
+
+
+def setup() -> None:
+    """Create ``.venv`` and install the course with its test tools, unless already current."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"The course needs Python >= 3.10; this is {sys.version.split()[0]}.")
+    stamp = VENV / ".course-installed"
+    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in INSTALL_INPUTS)).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print(f"Creating a virtual environment in {VENV} ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    print("Installing the course and its dependencies (a few minutes the first time) ...", flush=True)
+    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[test]")
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> None:
+    command, args = (argv[0], argv[1:]) if argv else ("help", [])
+    if command in ("help", "-h", "--help"):
+        print(__doc__)
+        return
+    setup()
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if command == "lab":
+        run(BIN / "jupyter", "lab", "notebooks/00_start_here.ipynb", *args, env=env)
+    elif command == "test":
+        run(PYTHON, "-m", "pytest", "-n", os.environ.get("COURSE_TEST_WORKERS", "2"), *args, env=env)
+    elif command in ("notebooks", "doctor", "readme", "freeze"):
+        run(PYTHON, "-m", "course_lib", command, *args, env=env)
+    else:
+        sys.exit(f"unknown command {command!r}; see `python3 course.py help`")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except subprocess.CalledProcessError as err:
+        sys.exit(err.returncode)
+    except KeyboardInterrupt:
+        sys.exit(130)

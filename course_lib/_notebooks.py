@@ -1,0 +1,97 @@
+"""Notebook tooling: the ``.py`` ⇄ ``.ipynb`` pairs, their source hash, and execution.
+
+Each chapter's source of truth is ``notebooks/NN_slug.py`` in jupytext's percent format. The
+paired ``.ipynb`` is *generated*: :func:`build` reads the ``.py``, executes it top to bottom
+with nbclient and writes the ``.ipynb`` with its outputs and, in its metadata, the SHA-256 of
+the cell types and sources it ran (:func:`source_hash`). ``tests/test_notebooks.py`` uses the
+same functions to fail when a pair drifts or when outputs come from other sources than the
+current ones.
+
+Used by ``course.py notebooks``; not part of the course's public API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+HASH_KEY = "source_sha256"
+
+
+def repository_and_version() -> tuple[str, str]:
+    """The GitHub ``owner/name`` and the package version, read from ``pyproject.toml``."""
+    text = (ROOT / "pyproject.toml").read_text()
+    repo = re.search(r'^repository\s*=\s*"([^"]+)"', text, re.M)
+    version = re.search(r'^version\s*=\s*"([^"]+)"', text, re.M)
+    assert repo and version, "pyproject.toml must set [project].version and [tool.course].repository"
+    return repo.group(1), version.group(1)
+
+
+def colab_cell() -> str:
+    """The first code cell of every notebook: on Colab only, install this course's version."""
+    repo, version = repository_and_version()
+    return (
+        "import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.\n"
+        'if "google.colab" in sys.modules:\n'
+        "    import subprocess\n"
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{repo}@v{version}"], check=True)'
+    )
+
+
+def launch_links(notebook: str) -> str:
+    """The Colab and Binder badges for ``notebooks/<notebook>.ipynb`` (markdown)."""
+    repo, _ = repository_and_version()
+    colab = f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{notebook}.ipynb"
+    binder = f"https://mybinder.org/v2/gh/{repo}/main?labpath=notebooks%2F{notebook}.ipynb"
+    return (f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
+            f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder})")
+
+
+def read_py(path: Path):
+    """The notebook a ``.py`` source describes (no outputs)."""
+    import jupytext
+
+    return jupytext.read(path, fmt="py:percent")
+
+
+def source_cells(nb) -> list[tuple[str, str]]:
+    """``(cell_type, source)`` for every cell: what a pair must agree on."""
+    return [(cell.cell_type, cell.source.strip()) for cell in nb.cells]
+
+
+def source_hash(nb) -> str:
+    """SHA-256 of the cell types and sources (outputs and metadata excluded)."""
+    return hashlib.sha256(json.dumps(source_cells(nb)).encode()).hexdigest()
+
+
+def recorded_hash(nb) -> str | None:
+    """The hash :func:`build` stored when it last executed this notebook."""
+    return nb.metadata.get("course", {}).get(HASH_KEY)
+
+
+def build(py_path: Path, timeout: int = 900) -> float:
+    """Execute ``py_path`` top to bottom and write its ``.ipynb`` beside it; return seconds taken.
+
+    Raises:
+        nbclient.exceptions.CellExecutionError: a cell raised; no ``.ipynb`` is written.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = read_py(py_path)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.pop("jupytext", None)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(py_path.parent)}}).execute()
+    elapsed = time.perf_counter() - start
+    nb.metadata["course"] = {HASH_KEY: source_hash(nb), "executed_seconds": round(elapsed, 1),
+                             "python": sys.version.split()[0]}
+    nbformat.write(nb, py_path.with_suffix(".ipynb"))
+    return elapsed

@@ -1,0 +1,79 @@
+"""The catalogue of chapters: one entry per notebook, the single source for the README's
+chapter table, the doctor's report and the tests that check every chapter has its parts.
+
+Adding a chapter (the one pattern every chapter follows):
+
+1. ``course_lib/<module>/`` — the implementation, with ``exercises.py`` and a pure ``*_view``
+   function for the widget (see :mod:`course_lib.widgets`).
+2. ``tests/test_<module>.py`` — against the production reference, plus the exercises checked
+   with right and wrong learner functions and the widget moved headlessly.
+3. ``notebooks/NN_<slug>.py`` — jupytext percent format, first cell the Colab cell; then
+   ``python3 course.py notebooks NN_<slug>`` writes and executes the ``.ipynb``.
+4. An entry below, then ``python3 course.py readme`` to refresh the README's table.
+
+Tests: ``tests/test_chapters.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Need = Literal["cuda", "triton", "triton-native", "bf16", "multi-gpu"]
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A section of a chapter that needs something this machine may lack."""
+
+    section: str  # the section's heading in the notebook
+    needs: Need  # what it needs to run as written
+    otherwise: str  # what runs instead: "skipped with a message", "Triton's interpreter"…
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: int  # position in the course; the notebook is notebooks/{number:02d}_{slug}.ipynb
+    slug: str  # the notebook's name after the number
+    title: str  # as in the README's table
+    module: str  # the course_lib module the notebook imports
+    widget: str  # what the chapter's widget shows
+    gpu: Literal["optional", "useful"]  # "useful": a section measures GPU speed or runs faster there
+    fallbacks: tuple[Fallback, ...] = ()
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.number:02d}_{self.slug}"
+
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter(0, "start_here", "Start here: how the course works", "course_lib.temperature",
+            "softmax temperature: logits to probabilities", "optional"),
+    Chapter(1, "autograd", "Reverse-mode autograd from scratch", "course_lib.autograd",
+            "the backward pass stepping through a computation graph", "optional"),
+    Chapter(2, "nn_vs_functional", "nn.Module vs torch.nn.functional", "course_lib.functional",
+            "train/eval × module/functional: dropout masks and batch-norm statistics", "optional"),
+    Chapter(3, "floating_point", "Floating-point formats and mixed precision", "course_lib.numerics",
+            "a bit editor for FP32/FP16/BF16/FP8 and a number line of representable values",
+            "optional",
+            (Fallback("BF16 autocast on the GPU", "bf16", "CPU bf16 autocast"),)),
+    Chapter(4, "ddp", "Distributed data parallel and ring all-reduce", "course_lib.distributed",
+            "the ring all-reduce stepper: chunks moving around N ranks", "optional",
+            (Fallback("NCCL backend", "multi-gpu", "gloo on CPU processes"),)),
+    Chapter(5, "api_export", "How frameworks export their APIs", "course_lib.api",
+            "(none: the chapter is about code; its picture is the registry table)", "optional"),
+    Chapter(9, "flash_attention", "FlashAttention: online softmax, tiling, Triton", "course_lib.attention",
+            "the tiling visualiser: active Q/K/V blocks and the running softmax of one row", "useful",
+            (Fallback("Triton kernels", "triton-native", "Triton's interpreter on the CPU (slow, exact)"),
+             Fallback("GPU throughput (TFLOP/s vs SDPA)", "cuda", "skipped with a message"))),
+    Chapter(10, "medusa", "Medusa speculative decoding on a tiny code model", "course_lib.speculative",
+            "the draft-tree viewer: candidate tree, tree mask and accepted path", "optional"),
+)
+
+
+def by_notebook(name: str) -> Chapter:
+    """The chapter whose notebook is ``name`` (e.g. ``"09_flash_attention"``)."""
+    for chapter in CHAPTERS:
+        if chapter.notebook == name:
+            return chapter
+    raise LookupError(f"no chapter has notebook {name!r}; known: {', '.join(c.notebook for c in CHAPTERS)}")

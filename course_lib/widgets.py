@@ -1,0 +1,97 @@
+"""The pattern every chapter's widget follows: pure views, thin controls.
+
+A widget is two layers:
+
+1. **A view function in the chapter's library module** — pure, unit-tested, no ipywidgets:
+   it takes plain values (a step, a block size, a toggle) and returns a :class:`View`: a
+   matplotlib figure plus a caption that states in text what the figure shows (the numbers a
+   test can read and a screen reader can speak).
+2. **:class:`ViewWidget`** — wires ipywidgets controls to that function. Moving any control
+   calls the view again and puts the rendered PNG into an ``Image`` and the caption into an
+   ``HTML`` widget. Both are widget *values*, so a headless test can move a control by setting
+   ``.value`` and assert that ``caption.value`` / ``image.value`` changed — an ``Output`` widget
+   would capture nothing outside a kernel.
+
+Example::
+
+    def softmax_view(temperature: float) -> View: ...
+    w = ViewWidget(softmax_view, temperature=FloatSlider(value=1.0, min=0.1, max=5.0))
+    w.controls["temperature"].value = 2.0   # re-renders
+    w.caption.value                         # "<pre>T=2.00 ...</pre>"
+
+Notebook: ``00_start_here`` shows the pattern. Tests: ``tests/test_widgets.py``.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+
+@dataclass
+class View:
+    """What a widget shows for one setting of its controls."""
+
+    figure: Figure  # the picture; closed after rendering
+    caption: str  # the same content in words and numbers, for tests and screen readers
+
+
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """Render ``fig`` to PNG bytes and close it (so figures don't pile up in memory)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+class ViewWidget(widgets.VBox):
+    """Controls wired to a pure ``view(**values) -> View``; see the module docstring.
+
+    Attributes:
+        controls: the named controls, in display order; their names are ``view``'s arguments.
+        image: the rendered figure (PNG bytes in ``image.value``).
+        caption: the view's caption as ``<pre>`` HTML in ``caption.value``.
+        renders: how many times the view has been rendered (tests use it).
+    """
+
+    def __init__(self, view: Callable[..., View], dpi: int = 90, **controls: widgets.ValueWidget) -> None:
+        if not callable(view):
+            raise TypeError(f"view must be a function returning a View; got {type(view).__name__}")
+        for name, control in controls.items():
+            if not isinstance(control, widgets.ValueWidget):
+                raise TypeError(f"control {name!r} must be an ipywidgets value widget; got {type(control).__name__}")
+            control.description = control.description or name
+        self.view = view
+        self.dpi = dpi
+        self.controls = dict(controls)
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.caption = widgets.HTML()
+        self.renders = 0
+        super().__init__([widgets.HBox(list(controls.values())), self.image, self.caption])
+        for control in controls.values():
+            control.observe(self._on_change, names="value")
+        self.refresh()
+
+    def values(self) -> dict[str, Any]:
+        """The current value of every control, by name."""
+        return {name: c.value for name, c in self.controls.items()}
+
+    def refresh(self) -> View:
+        """Render the view for the current control values and show it."""
+        shown = self.view(**self.values())
+        if not isinstance(shown, View):
+            raise TypeError(f"view must return a View; got {type(shown).__name__}")
+        self.image.value = figure_png(shown.figure, self.dpi)
+        self.caption.value = f"<pre>{html.escape(shown.caption)}</pre>"
+        self.renders += 1
+        return shown
+
+    def _on_change(self, _change: dict[str, Any]) -> None:
+        self.refresh()
