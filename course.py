@@ -61,7 +61,7 @@ def main(argv: list[str]) -> None:
     if command == "lab":
         run(BIN / "jupyter", "lab", "notebooks/00_start_here.ipynb", *args, env=env)
     elif command == "test":
-        run(PYTHON, "-m", "pytest", "-n", os.environ.get("COURSE_TEST_WORKERS", "2"), *args, env=env)
+        run(PYTHON, "-m", "pytest", "-n", os.environ.get("COURSE_TEST_WORKERS", "2"), "--dist", "loadfile", *args, env=env)
     elif command in ("notebooks", "doctor", "readme", "freeze"):
         run(PYTHON, "-m", "course_lib", command, *args, env=env)
     else:
