@@ -1,0 +1,77 @@
+"""How a framework exports its public API with a decorator — and how ``course_lib`` does.
+
+Modelled on TensorFlow's ``tf_export`` (``tensorflow/python/util/tf_export.py``): a decorator
+that *records* the public names of a symbol and returns **the very same object**, so an
+exported function costs nothing extra per call (no wrapper, unlike ``functools.wraps``)::
+
+    export = functools.partial(api_export, api_name="course_lib")
+
+    @export("attention.flash_attention")
+    def flash_attention(q, k, v): ...
+
+    assert flash_attention is course_lib.attention.flash_attention   # tests/test_api.py
+
+The parts, bottom-up:
+
+* :mod:`~course_lib.api.decorator` — :class:`api_export`, the registry (:func:`registry`,
+  :func:`exported_names`, :func:`resolve`, :func:`clear`) and :class:`DuplicateExportError`;
+  an optional ``v1=`` list of names models ``tf.compat.v1``.
+* :mod:`~course_lib.api.namespace` — :func:`tree` / :func:`namespace`: the flat registry as an
+  attribute tree (``tf.math.add``, ``tf.compat.v1.add``).
+* :mod:`~course_lib.api.wrapping` — the ``functools.wraps`` alternative and
+  :func:`call_overhead`, which measures what a wrapper costs per call.
+* :mod:`~course_lib.api.exercises` — the chapter's exercises.
+
+Differences from TensorFlow: no generated ``__init__`` files — the names are checked at test
+time instead (every name resolves to its object); re-exporting an object merges its names.
+Limitation: the registry is filled by imports, so it is complete only after every chapter's
+module is imported (``course_lib.__main__.load_all_chapters``).
+
+Notebook: ``05_api_export``. Tests: ``tests/test_api.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from course_lib.api.decorator import (
+    VERSIONS,
+    DuplicateExportError,
+    Version,
+    api_export,
+    clear,
+    exported_names,
+    registry,
+    resolve,
+)
+from course_lib.api.namespace import namespace, tree
+from course_lib.api.wrapping import CallOverhead, call_overhead, wrapping_register
+
+export: Callable[..., api_export] = functools.partial(api_export, api_name="course_lib")
+export.__doc__ = """``api_export`` bound to the ``course_lib`` API: ``@export("module.name")`` records the name."""
+
+export("api.api_export")(api_export)
+export("api.export")(export)
+export("api.registry")(registry)
+export("api.exported_names")(exported_names)
+export("api.resolve")(resolve)
+export("api.clear")(clear)
+export("api.DuplicateExportError")(DuplicateExportError)
+
+__all__ = [
+    "VERSIONS",
+    "CallOverhead",
+    "DuplicateExportError",
+    "Version",
+    "api_export",
+    "call_overhead",
+    "clear",
+    "export",
+    "exported_names",
+    "namespace",
+    "registry",
+    "resolve",
+    "tree",
+    "wrapping_register",
+]
