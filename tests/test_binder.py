@@ -47,8 +47,8 @@ def test_fresh_binder_environment_runs_chapter_zero(tmp_path: Path):
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(env_dir)}
     env.pop("PYTHONPATH", None)
     pip = [bin_dir / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", tmp_path / "requirements.txt"], check=True, env=env)
-    subprocess.run(["bash", ROOT / "binder" / "postBuild"], check=True, env=env, cwd=ROOT)
+    subprocess.run([*pip, "-r", tmp_path / "requirements.txt"], check=True, env=env, capture_output=True)
+    subprocess.run(["bash", ROOT / "binder" / "postBuild"], check=True, env=env, cwd=ROOT, capture_output=True)
 
     notebook = tmp_path / "00_start_here.ipynb"
     shutil.copy(ROOT / "notebooks" / "00_start_here.ipynb", notebook)
@@ -58,8 +58,6 @@ def test_fresh_binder_environment_runs_chapter_zero(tmp_path: Path):
     executed = json.loads(notebook.read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, errors
-    outputs = "".join(o.get("text", "") for c in executed["cells"] for o in c.get("outputs", []))
-    assert f"python      {sys.version_info.major}.{sys.version_info.minor}" in outputs  # the doctor ran
-    kernel_python = subprocess.run([bin_dir / "jupyter", "kernelspec", "list", "--json"], env=env,
-                                   check=True, capture_output=True, text=True).stdout
-    assert str(env_dir) in kernel_python or "python3" in json.loads(kernel_python)["kernelspecs"]
+    texts = (o.get("text", "") for c in executed["cells"] for o in c.get("outputs", []))
+    outputs = "".join(t if isinstance(t, str) else "".join(t) for t in texts)
+    assert "course_lib doctor" in outputs and "not attempted yet" in outputs  # first and last cells ran
