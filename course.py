@@ -59,7 +59,8 @@ def main(argv: list[str]) -> None:
     setup()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     if command == "lab":
-        run(BIN / "jupyter", "lab", "notebooks/00_start_here.ipynb", *args, env=env)
+        as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+        run(BIN / "jupyter", "lab", "notebooks/00_start_here.ipynb", *as_root, *args, env=env)
     elif command == "test":
         run(PYTHON, "-m", "pytest", "-n", os.environ.get("COURSE_TEST_WORKERS", "2"), "--dist", "loadfile", *args, env=env)
     elif command in ("notebooks", "doctor", "readme", "freeze"):
