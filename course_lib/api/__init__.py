@@ -16,7 +16,7 @@ The parts, bottom-up:
 * :mod:`~course_lib.api.decorator` — :class:`api_export`, the registry (:func:`registry`,
   :func:`exported_names`, :func:`resolve`, :func:`clear`) and :class:`DuplicateExportError`;
   an optional ``v1=`` list of names models ``tf.compat.v1``.
-* :mod:`~course_lib.api.namespace` — :func:`tree` / :func:`namespace`: the flat registry as an
+* :mod:`~course_lib.api.namespaces` — :func:`tree` / :func:`namespace`: the flat registry as an
   attribute tree (``tf.math.add``, ``tf.compat.v1.add``).
 * :mod:`~course_lib.api.wrapping` — the ``functools.wraps`` alternative and
   :func:`call_overhead`, which measures what a wrapper costs per call.
@@ -45,7 +45,7 @@ from course_lib.api.decorator import (
     registry,
     resolve,
 )
-from course_lib.api.namespace import namespace, tree
+from course_lib.api.namespaces import namespace, tree
 from course_lib.api.wrapping import CallOverhead, call_overhead, wrapping_register
 
 export: Callable[..., api_export] = functools.partial(api_export, api_name="course_lib")

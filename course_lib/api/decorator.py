@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib
 import keyword
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
@@ -167,29 +168,36 @@ def clear(api_name: str) -> None:
 
 
 def resolve(name: str, api_name: str = "course_lib") -> Any:
-    """Import ``api_name.<name>`` the way a user would write it and return the object.
+    """Look up ``api_name.<name>`` the way a user's code would reach it, and return the object.
 
-    ``resolve("attention.flash_attention")`` is ``course_lib.attention.flash_attention``. The
-    longest importable module prefix is imported, then the rest is looked up as attributes, so
-    ``"functional.Net.forward"`` works too.
+    ``resolve("attention.flash_attention")`` is ``course_lib.attention.flash_attention``. Each
+    part is an attribute of the one before; a part that is not (yet) an attribute of a module is
+    imported as its submodule first — exactly what ``import course_lib.attention`` followed by
+    attribute access does. So a function re-exported by a package wins over a same-named submodule.
 
     Raises:
-        LookupError: no module or attribute by that name.
+        TypeError: ``name`` or ``api_name`` is not a non-empty string.
+        LookupError: a part is neither an attribute nor an importable submodule.
     """
-    parts = f"{api_name}.{name}".split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        module_path = ".".join(parts[:split])
+    for argument, value in (("name", name), ("api_name", api_name)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{argument} must be a non-empty dotted name like 'ops.nms'; got {value!r}")
+    path = api_name
+    try:
+        obj: Any = importlib.import_module(api_name)
+    except ModuleNotFoundError as err:
+        raise LookupError(f"{api_name}.{name} does not resolve: {err}") from err
+    for part in name.split("."):
+        path = f"{path}.{part}"
+        if isinstance(obj, ModuleType) and not hasattr(obj, part):
+            try:
+                importlib.import_module(path)
+            except ModuleNotFoundError as err:
+                if err.name is None or not path.startswith(err.name):
+                    # A dependency missing inside an existing module: a real error, not a bad name.
+                    raise LookupError(f"{api_name}.{name} does not resolve: {err}") from err
         try:
-            obj = importlib.import_module(module_path)
-        except ModuleNotFoundError as err:
-            if err.name is not None and not module_path.startswith(err.name):
-                # A dependency missing inside an existing module: a real error, not a bad name.
-                raise LookupError(f"{api_name}.{name} does not resolve: {err}") from err
-            continue
-        try:
-            for attr in parts[split:]:
-                obj = getattr(obj, attr)
+            obj = getattr(obj, part)
         except AttributeError as err:
-            raise LookupError(f"{api_name}.{name} does not resolve: {err}") from err
-        return obj
-    raise LookupError(f"{api_name}.{name} does not resolve: no module {parts[0]!r}")
+            raise LookupError(f"{api_name}.{name} does not resolve: {path} does not exist") from err
+    return obj

@@ -29,7 +29,8 @@ _export = api_export  # ``export`` is bound in the package ``__init__``, after t
 DEMO_API = "overhead_demo"  # a throw-away API, cleared after each measurement
 
 
-def wrapping_register(name: str, table: dict[str, Callable[..., Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def wrapping_register(name: str, table: dict[str, Callable[..., Any]]
+                      ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A registering decorator that returns a ``functools.wraps`` wrapper (the costly way).
 
     Args:

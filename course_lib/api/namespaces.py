@@ -36,8 +36,11 @@ def tree(entries: dict[str, Any]) -> SimpleNamespace:
         The root namespace: ``tree({"ops.nms": f}).ops.nms is f``.
 
     Raises:
+        TypeError: ``entries`` is not a dict with string keys.
         ValueError: a name is both a leaf and a prefix of another name.
     """
+    if not isinstance(entries, dict) or not all(isinstance(k, str) for k in entries):
+        raise TypeError(f"entries must be a dict of dotted-name strings to objects; got {entries!r:.80}")
     root = SimpleNamespace()
     for name, obj in sorted(entries.items()):
         *prefix, leaf = name.split(".")

@@ -1,0 +1,135 @@
+"""Exercises for chapter 2 (notebook ``02_nn_vs_functional``): the functional ops by hand.
+
+1. :data:`inverted_dropout` — apply a given keep-mask the way ``F.dropout`` does (scale 1/(1-p)).
+2. :data:`batch_norm_train` — batch norm in training mode *and* its running-statistics update.
+3. :data:`per_sample_linear_grads` — the per-sample gradients of a squared error, in closed form.
+
+Tests: ``tests/test_functional.py``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.func import grad, vmap
+
+from course_lib.exercises import Exercise, randn
+
+
+def _t(*values: float) -> torch.Tensor:
+    """A float64 tensor of the given values (keeps the edge cases readable)."""
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def _inverted_dropout_solution(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    if p == 1.0:
+        return torch.zeros_like(x)  # nothing is kept; 1/(1-p) would turn 0·x into nan
+    return x * keep / (1.0 - p)
+
+
+def _random_dropout(rng: random.Random) -> dict[str, Any]:
+    shape = (rng.randint(1, 4), rng.randint(1, 9))
+    p = rng.choice([0.0, 0.1, 0.5, 0.9, 1.0])
+    keep = (torch.rand(shape, generator=torch.Generator().manual_seed(rng.randrange(2**31))) >= p)
+    return {"x": randn(rng, *shape), "keep": keep.to(torch.float64), "p": p}
+
+
+inverted_dropout = Exercise(
+    title="inverted dropout with a given mask",
+    task="""
+        Write `inverted_dropout(x, keep, p)`: `keep` is a 0/1 tensor shaped like `x` (1 = keep the
+        unit), `p` the dropout probability. Return what F.dropout returns for that mask: kept units
+        scaled so that the expected value is unchanged, dropped units 0. For p = 1 every unit is
+        dropped: return zeros (not nan).
+    """,
+    reference=_inverted_dropout_solution,
+    edge_cases=[
+        {"x": _t(1.0, -2.0, 3.0), "keep": _t(1.0, 0.0, 1.0), "p": 0.5},
+        {"x": torch.tensor([[1.0, 2.0]], dtype=torch.float64), "keep": torch.ones(1, 2, dtype=torch.float64), "p": 0.0},
+        {"x": _t(4.0, 5.0), "keep": _t(0.0, 0.0), "p": 1.0},
+    ],
+    random_case=_random_dropout,
+    hints=[
+        "A unit is kept with probability 1 - p; to keep E[output] == x, scale the kept ones.",
+        "p == 1 is its own case: 0 * x / 0 is nan, but F.dropout returns zeros.",
+    ],
+)
+
+
+def _batch_norm_train_solution(x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
+                               weight: torch.Tensor, bias: torch.Tensor, momentum: float, eps: float
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    running_mean, running_var = running_mean.clone(), running_var.clone()
+    y = F.batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
+    return y, running_mean, running_var
+
+
+def _random_bn(rng: random.Random) -> dict[str, Any]:
+    n, h = rng.randint(2, 9), rng.randint(1, 6)
+    return {"x": 2 * randn(rng, n, h) + 1, "running_mean": randn(rng, h), "running_var": randn(rng, h).abs() + 0.5,
+            "weight": randn(rng, h), "bias": randn(rng, h), "momentum": rng.choice([0.1, 0.5, 1.0]),
+            "eps": rng.choice([1e-5, 1e-3])}
+
+
+batch_norm_train = Exercise(
+    title="batch norm in training mode, running statistics included",
+    task="""
+        Write `batch_norm_train(x, running_mean, running_var, weight, bias, momentum, eps)` for
+        x of shape (N, H). Return `(y, new_running_mean, new_running_var)` exactly as
+        F.batch_norm(..., training=True) computes them (it updates the running tensors in place;
+        you return new ones): y normalises each feature with the batch mean and the *biased*
+        batch variance; the running statistics move by `momentum` towards the batch mean and
+        the *unbiased* batch variance.
+    """,
+    reference=_batch_norm_train_solution,
+    edge_cases=[
+        {"x": _t(1.0, 3.0)[:, None], "running_mean": _t(0.0), "running_var": _t(1.0), "weight": _t(1.0),
+         "bias": _t(0.0), "momentum": 0.1, "eps": 1e-5},
+        {"x": torch.tensor([[0.0, 2.0], [4.0, 2.0], [8.0, 2.0]], dtype=torch.float64),
+         "running_mean": _t(1.0, -1.0), "running_var": _t(2.0, 3.0), "weight": _t(2.0, 1.0), "bias": _t(0.5, -0.5),
+         "momentum": 1.0, "eps": 1e-3},
+    ],
+    random_case=_random_bn,
+    hints=[
+        "Batch statistics are over dim 0: `x.mean(0)`, `x.var(0, unbiased=False)` for normalising.",
+        "The running variance uses the unbiased estimate: `x.var(0, unbiased=True)` — N-1 in the denominator.",
+        "running = (1 - momentum) * running + momentum * batch_statistic.",
+    ],
+)
+
+
+def _per_sample_linear_grads_solution(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(w_: torch.Tensor, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (xi @ w_ - yi) ** 2
+
+    return vmap(grad(loss), in_dims=(None, 0, 0))(w, x, y)  # (N, D)
+
+
+def _random_linear(rng: random.Random) -> dict[str, Any]:
+    n, d = rng.randint(1, 9), rng.randint(1, 6)
+    return {"w": randn(rng, d), "x": randn(rng, n, d), "y": randn(rng, n)}
+
+
+per_sample_linear_grads = Exercise(
+    title="per-sample gradients of a squared error",
+    task="""
+        For a linear model with weights w (D,), inputs x (N, D) and targets y (N,), sample i has
+        loss L_i(w) = 0.5 * (x_i · w - y_i)**2. Write `per_sample_linear_grads(w, x, y)` returning
+        the (N, D) tensor whose row i is dL_i/dw — without a Python loop (vmap computes the same).
+    """,
+    reference=_per_sample_linear_grads_solution,
+    edge_cases=[
+        {"w": _t(1.0, 2.0), "x": _t(1.0, 0.0)[None, :], "y": _t(1.0)},
+        {"w": _t(0.5, -1.0, 2.0), "x": torch.eye(3, dtype=torch.float64), "y": _t(0.0, 1.0, 2.0)},
+    ],
+    random_case=_random_linear,
+    hints=[
+        "By the chain rule, dL_i/dw = (x_i · w - y_i) * x_i: a residual times the input.",
+        "All residuals at once: `x @ w - y` has shape (N,); broadcast it against x with `[:, None]`.",
+    ],
+)
+
+EXERCISES = (inverted_dropout, batch_norm_train, per_sample_linear_grads)

@@ -1,0 +1,373 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2 · nn.Module vs torch.nn.functional
+#
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-systems-course/dl-systems-course/blob/main/notebooks/02_nn_vs_functional.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/dl-systems-course/dl-systems-course/main?labpath=notebooks%2F02_nn_vs_functional.ipynb)
+#
+# PyTorch lets you write the same layer twice: `nn.Conv2d(3, 8, 3)(x)` or
+# `F.conv2d(x, weight, bias)`. Are they the same computation? What does the module add, and
+# what does it cost? And why do so many bugs come from mixing the two — a model that still drops
+# units after `model.eval()`, a batch norm whose statistics never move?
+#
+# This chapter writes one model both ways, proves they compute bit-identical outputs and
+# gradients, takes apart what `nn.Module` contributes, shows the `training=` pitfall, uses the
+# functional view to compute per-sample gradients with `torch.func`, and measures the module's
+# overhead.
+
+# %%
+import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
+
+# %% [markdown]
+# ## The idea: a module is bookkeeping around a function
+#
+# A layer computes a *function of its input and its parameters*: $y = f(x; \theta)$. The
+# functional API (`torch.nn.functional`, imported as `F`) is exactly that function — you pass
+# $\theta$ in. A module stores $\theta$ for you and calls the same function:
+#
+# ```
+# class Linear(nn.Module):                      # simplified from torch/nn/modules/linear.py
+#     def __init__(self, d_in, d_out):
+#         self.weight = nn.Parameter(...)       # registered: parameters(), state_dict(), .to()
+#         self.bias = nn.Parameter(...)
+#     def forward(self, x):
+#         return F.linear(x, self.weight, self.bias)
+# ```
+#
+# Our model, `course_lib.functional.Net`, is `Linear → BatchNorm1d → ReLU → Dropout → Linear`.
+# Two of its layers behave differently in training and evaluation — exactly the ones where the
+# two spellings can drift apart:
+#
+# | op | training | evaluation |
+# | --- | --- | --- |
+# | dropout | zero each unit with prob. $p$, scale the rest by $1/(1-p)$ | identity |
+# | batch norm | normalise with the batch mean/variance; update running stats $r \leftarrow (1-m)\,r + m\,\text{stat}$ | normalise with the running stats |
+
+# %% [markdown]
+# ## Two spellings of one model
+#
+# The module spelling, `course_lib.functional.Net`:
+
+# %%
+import inspect
+
+import torch
+
+from course_lib.functional import FunctionalNet, Net, NetConfig, init_params, net_forward, net_forward_naive
+
+print(inspect.getsource(Net.forward))
+
+# %% [markdown]
+# The functional spelling, `course_lib.functional.net_forward`: a pure function of a parameter
+# dict (keys as in `Net.state_dict()`), the input and the mode. Note `training` is a required
+# keyword — the reason is the pitfall further down.
+
+# %%
+print(inspect.getsource(net_forward))
+
+# %% [markdown]
+# ## Check: bit-identical outputs and gradients
+#
+# Same weights, same input, same random state for the dropout mask: the outputs must be
+# *equal*, not just close (`torch.equal`), in both modes, and so must the gradients and the
+# updated running statistics — because both spellings run the very same `F.*` kernels with the
+# same arguments in the same order.
+
+# %% tags=["nbval-check-output"]
+cfg = NetConfig()
+torch.manual_seed(0)
+net = Net(cfg)
+params = {k: v.detach().clone().requires_grad_(True) for k, v in net.named_parameters()}
+buffers = {k: v.detach().clone() for k, v in net.named_buffers()}
+x = torch.randn(32, cfg.in_features)
+
+for training in (True, False):
+    net.train(training)
+    torch.manual_seed(1)
+    out_module = net(x)
+    torch.manual_seed(1)
+    out_function = net_forward(params, buffers, x, cfg, training=training)
+    grads_module = torch.autograd.grad(out_module.logsumexp(-1).sum(), list(net.parameters()))
+    grads_function = torch.autograd.grad(out_function.logsumexp(-1).sum(), list(params.values()))
+    same_out = torch.equal(out_module, out_function)
+    same_grad = all(torch.equal(a, b) for a, b in zip(grads_module, grads_function))
+    same_stats = all(torch.equal(b, buffers[k]) for k, b in net.named_buffers())
+    print(f"training={training}: outputs equal {same_out}, gradients equal {same_grad}, buffers equal {same_stats}")
+    assert same_out and same_grad and same_stats
+
+# %% [markdown]
+# ## What a Module adds
+#
+# If the arithmetic is identical, what is `nn.Module` for? Bookkeeping. Assigning an
+# `nn.Parameter` or a submodule as an attribute goes through `Module.__setattr__`, which files it
+# in a registry; everything below reads that registry.
+#
+# **Registration and `state_dict`** — every parameter and buffer by dotted name:
+
+# %% tags=["nbval-check-output"]
+net = Net(cfg)
+for name, p in net.named_parameters():
+    print(f"parameter {name:<12} {tuple(p.shape)}")
+for name, b in net.named_buffers():
+    print(f"buffer    {name:<24} {tuple(b.shape)} {b.dtype}")
+restored = Net(cfg)
+restored.load_state_dict(net.state_dict())
+assert torch.equal(restored.eval()(x), net.eval()(x))
+
+# %% [markdown]
+# **`train()` / `eval()`** flip `self.training` on every submodule; `nn.Dropout` and
+# `nn.BatchNorm1d` pass it on as `training=self.training`. **`.to()`** converts every registered
+# tensor; the functional spelling needs `course_lib.functional.tree_to` for the same.
+# **Hooks** run code around any submodule's call — `course_lib.functional.capture_activations`
+# records every layer's output without touching `forward`:
+
+# %%
+from course_lib.functional import capture_activations, tree_to
+
+print(inspect.getsource(capture_activations))
+
+# %% tags=["nbval-check-output"]
+net.train()
+assert all(m.training for m in net.modules())
+net.eval()
+assert not any(m.training for m in net.modules())
+activations = capture_activations(net, x)
+for name, a in activations.items():
+    print(f"{name:<5} -> {tuple(a.shape)}")
+assert torch.equal(activations["fc2"], net(x))
+assert all(p.dtype == torch.float64 for p in net.to(torch.float64).parameters())
+assert tree_to(params, dtype=torch.float64)["fc1.weight"].dtype == torch.float64
+net = net.float()
+
+# %% [markdown]
+# The registry only sees what goes through `__setattr__` as a `Parameter` or `Module`. Weights
+# kept in a Python list — `course_lib.functional.ListHeldNet` — still compute, but are invisible:
+# no parameters for an optimizer, nothing in the `state_dict`, left behind by `.to()`. The fix
+# is `nn.ParameterList`.
+
+# %% tags=["nbval-check-output"]
+from course_lib.functional import ListHeldNet
+
+layer = ListHeldNet(3, 2)
+print("output shape:", tuple(layer(torch.randn(4, 3)).shape))
+print("parameters():", list(layer.parameters()), " state_dict():", dict(layer.state_dict()))
+layer.to(torch.float64)
+print("weight dtype after .to(float64):", layer.weights[0].dtype)
+assert list(layer.parameters()) == [] and layer.weights[0].dtype == torch.float32
+
+# %% [markdown]
+# ## The pitfall: `training=` has two different defaults
+#
+# Write a module's `forward` with functional calls and forget to pass the mode, and the two ops
+# misbehave in *opposite* directions, because their defaults differ:
+#
+# * `F.dropout(x, p)` defaults to `training=True`: **dropout stays on after `model.eval()`**;
+# * `F.batch_norm(x, running_mean, running_var, ...)` defaults to `training=False`: **training
+#   normalises with the running statistics, which are never updated.**
+#
+# `course_lib.functional.net_forward_naive` is that mistake, kept to be shown;
+# `FunctionalNet(pass_training=False)` is a module whose `forward` calls it:
+
+# %%
+print(inspect.getsource(net_forward_naive))
+
+# %% [markdown]
+# `course_lib.functional.record_calls` intercepts every `F.dropout` / `F.batch_norm` call (with a
+# `TorchFunctionMode`) and reports the `training=` each received:
+
+# %% tags=["nbval-check-output"]
+from course_lib.functional import record_calls
+
+naive = FunctionalNet(cfg, pass_training=False)
+right = FunctionalNet(cfg, pass_training=True)
+right.load_state_dict(naive.state_dict())
+batch = 3 * torch.randn(64, cfg.in_features) + 2
+
+for model in (right, naive):
+    for mode in ("train", "eval"):
+        model.train(mode == "train")
+        _, calls = record_calls(lambda: model(batch))
+        seen = ", ".join(f"F.{c.name}(training={c.arguments['training']})" for c in calls)
+        print(f"pass_training={model.pass_training!s:<5} model.{mode}(): {seen}")
+
+naive.eval()
+assert not torch.equal(naive(batch), naive(batch))  # eval mode, yet two calls differ: dropout is on
+right.eval()
+assert torch.equal(right(batch), right(batch))
+print("naive running_mean after training passes:", naive.bn.running_mean[:4].tolist())
+assert torch.equal(naive.bn.running_mean, torch.zeros(cfg.hidden))  # never updated
+assert not torch.equal(right.bn.running_mean, torch.zeros(cfg.hidden))
+
+# %% [markdown]
+# The fix is one argument: `training=self.training` (what `nn.Dropout` and `nn.BatchNorm1d` do
+# internally). `net_forward` makes `training` a required keyword so it cannot be forgotten.
+#
+# ## Per-sample gradients: where the functional view pays off
+#
+# A backward pass gives the gradient of the *mean* loss; the per-sample terms
+# $\nabla_\theta L_i$ are summed away. Differentially private training (clip each sample's
+# gradient) needs them one by one. The obvious way is a loop of $N$ batch-1 backward passes.
+# `torch.func` does it in one vectorised pass, but it needs the model as a *pure function of its
+# parameters* — which `torch.func.functional_call` makes out of any module:
+#
+# ```
+# loss_i(θ)  = L(functional_call(model, (θ, buffers), x_i[None]), y_i[None])
+# grads      = vmap(grad(loss_i), in_dims=(None, 0, 0))(θ, x, y)      # each (N, *θ.shape)
+# ```
+#
+# `course_lib.functional.per_sample_grads_vmap`:
+
+# %%
+from course_lib.functional import per_sample_grads_loop, per_sample_grads_vmap, time_per_sample
+
+print(inspect.getsource(per_sample_grads_vmap))
+
+# %% tags=["nbval-check-output"]
+torch.manual_seed(0)
+model = Net(cfg).double().eval()
+xs = torch.randn(16, cfg.in_features, dtype=torch.float64)
+ys = torch.randint(0, cfg.classes, (16,))
+looped = per_sample_grads_loop(model, xs, ys)
+vmapped = per_sample_grads_vmap(model, xs, ys)
+for name in looped:
+    torch.testing.assert_close(vmapped[name], looped[name], rtol=1e-10, atol=1e-12)
+    print(f"{name:<10} per-sample grads {tuple(vmapped[name].shape)}: vmap == loop")
+total = torch.autograd.grad(torch.nn.functional.cross_entropy(model(xs), ys, reduction="sum"),
+                            list(model.parameters()))
+assert all(torch.allclose(vmapped[n].sum(0), g) for (n, _), g in zip(model.named_parameters(), total))
+
+# %% [markdown]
+# How much faster is the vectorised version? (Timings vary from run to run, and with the load
+# on the machine; the loop's cost grows with $N$, vmap's barely.)
+
+# %%
+timings = [time_per_sample(batch=n, repeat=10) for n in (4, 16, 64)]
+for t in timings:
+    print(f"N={t.batch:>3}: loop {t.loop_ms:6.2f} ms, vmap {t.vmap_ms:6.2f} ms, loop/vmap = {t.speedup:5.1f}x")
+assert timings[-1].speedup > 1.5, "vmap should beat 64 batch-1 passes by a wide margin"
+
+# %% [markdown]
+# For a handful of samples the loop can still win: `vmap` has a fixed cost (tracing the
+# batching rules) that only pays off once there are enough samples to batch.
+
+# %% [markdown]
+# ## Experiment: is the module slower?
+#
+# `conv(x)` runs `Module.__call__` (hook checks, dispatch to `forward`, attribute look-ups)
+# before reaching the same `F.conv2d`. That is a fixed few microseconds of Python, while the
+# convolution costs $2 \cdot N \cdot C_\text{out} \cdot C_\text{in} \cdot K^2 \cdot H \cdot W$
+# FLOPs. So the ratio `time(nn.Conv2d) / time(F.conv2d)` should be noticeably above 1 only for
+# tiny layers, and approach 1 as the layer grows. `course_lib.functional.time_conv_overhead`
+# times both in the same run, interleaved, best of 25 short runs on one thread (small sizes here; the larger sweep is
+# `benchmarks/bench_functional.py`):
+
+# %%
+import matplotlib.pyplot as plt
+
+from course_lib.functional import plot_conv_overhead, time_conv_overhead
+
+rows = time_conv_overhead([(1, 2, 4), (1, 8, 8), (1, 16, 16), (2, 32, 32), (4, 32, 32)], target_s=0.002, repeat=25)
+for r in rows:
+    print(f"N×C×H² = {r.batch}×{r.channels}×{r.size}²  {r.flops:9.2e} FLOPs  module {r.module_us:8.1f} µs  "
+          f"functional {r.functional_us:8.1f} µs  ratio {r.ratio:.3f}  (+{r.overhead_us:.1f} µs)")
+assert rows[-1].ratio < 1.3, "for a 4×32×32² conv the module's fixed overhead should be a small fraction"
+plot_conv_overhead(rows)
+plt.show()
+
+# %% [markdown]
+# The module costs a few microseconds per call — a large fraction of a tiny convolution and
+# nothing for a real one. "Modules and functions run at the same speed" is true for layers big
+# enough to matter; for thousands of tiny calls (e.g. per-sample loops) the overhead shows, which
+# is one more reason `vmap` wins above.
+#
+# ## Widget: train/eval × module/functional
+#
+# `course_lib.functional.dropout_bn_widget()` wires three toggles to the pure function
+# `dropout_bn_view(mode, form, seed)`: the dropout mask of one forward pass (black = dropped) and
+# batch norm's running mean before/after next to the batch mean, with the `training=` each op
+# received. Switch to *functional, mode not passed* and watch the mode toggle stop mattering.
+
+# %%
+from course_lib.functional import dropout_bn_widget
+
+widget = dropout_bn_widget()
+widget
+
+# %% tags=["nbval-check-output"]
+for form in ("module", "functional, mode not passed"):
+    widget.controls["form"].value = form
+    for mode in ("train", "eval"):
+        widget.controls["mode"].value = mode
+        print(widget.caption.value.split("\n")[1])
+assert "F.dropout received training=True" in widget.caption.value  # eval mode, naive form: still dropping
+widget.controls["form"].value = "module"
+
+# %% [markdown]
+# ## Exercises
+#
+# Three exercises, checked automatically against the reference on edge cases and random
+# inputs. Replace `raise NotImplementedError` with your code and run the cell. Each exercise
+# has `.hint()` (call again for the next hint) and `.solution()`.
+
+# %%
+from course_lib.functional.exercises import batch_norm_train, inverted_dropout, per_sample_linear_grads
+
+inverted_dropout.show();
+
+# %%
+def my_inverted_dropout(x, keep, p):
+    raise NotImplementedError  # your code here
+
+
+inverted_dropout.check(my_inverted_dropout);
+
+# %%
+batch_norm_train.show();
+
+# %%
+def my_batch_norm_train(x, running_mean, running_var, weight, bias, momentum, eps):
+    raise NotImplementedError  # your code here
+
+
+batch_norm_train.check(my_batch_norm_train);
+
+# %%
+per_sample_linear_grads.show();
+
+# %%
+def my_per_sample_linear_grads(w, x, y):
+    raise NotImplementedError  # your code here
+
+
+per_sample_linear_grads.check(my_per_sample_linear_grads);
+
+# %% [markdown]
+# ## Summary
+#
+# * A module is bookkeeping around `torch.nn.functional`: `Net` and `net_forward` run the same
+#   kernels and agree bit for bit, outputs, gradients and running statistics.
+# * What the bookkeeping buys: registration → `parameters()`, `state_dict()`, `train()/eval()`,
+#   hooks, `.to()`. Tensors kept outside the registry (a list) silently miss all of it.
+# * `F.dropout` defaults to `training=True`, `F.batch_norm` to `training=False`: a functional
+#   `forward` must pass `training=self.training`.
+# * `functional_call` turns a module into a pure function, so `vmap(grad(...))` computes
+#   per-sample gradients in one pass — several times faster than a loop once the batch has
+#   more than a few samples.
+# * The module's cost is a fixed few µs per call: visible for tiny layers, negligible for real ones.
+#
+# References: PyTorch source `torch/nn/modules/{module,batchnorm,dropout}.py`; the `torch.func`
+# tutorial "Per-sample-gradients"; Ioffe & Szegedy, *Batch Normalization* (2015); Srivastava et
+# al., *Dropout* (2014). Library: `course_lib/functional/`; tests: `tests/test_functional.py`.
+#
+# Next: [chapter 3, floating-point formats](03_floating_point.ipynb).
