@@ -1,0 +1,53 @@
+"""Distributed data parallel and ring all-reduce, on real processes.
+
+Data-parallel training runs one process per device, each with a full model replica and a
+shard of every batch; after backward the gradients are averaged with an **all-reduce**, so
+every replica takes the same step. This package builds the pieces and runs them on real
+processes talking through ``torch.distributed`` (gloo on CPU, NCCL on GPUs):
+
+* :func:`ring_all_reduce` — reduce-scatter + all-gather over send/recv (:mod:`.ring`), and
+  :func:`naive_all_reduce` — everything through rank 0 (:mod:`.naive`); both return the
+  :class:`Traffic` they caused, to compare with :func:`ring_bytes_per_rank` /
+  :func:`naive_bytes_per_rank`.
+* :class:`SimpleDDP` — broadcast, gradient hooks, reverse-order buckets, async all-reduce
+  overlapping backward, averaging (:mod:`.ddp`).
+* :func:`launch` — start N worker processes from a notebook and collect their results; faults
+  surface as :class:`WorkerError` naming the rank (:mod:`.launcher`). :func:`run_training` and
+  ``python -m course_lib.distributed.train`` run unchanged under ``torchrun`` (:mod:`.training`, :mod:`.train`).
+* :func:`ring_view` / :func:`ring_widget` — the ring stepper (:mod:`.stepper`).
+* :mod:`.experiments` — the notebook's worker functions; :mod:`.exercises` — the exercises.
+
+Limitations: one machine from :func:`launch` (use torchrun for several); CPU processes share
+the machine's cores, so timings on a laptop show the algorithms' shape, not a cluster's speed.
+
+Notebook: ``notebooks/04_ddp.ipynb``. Tests: ``tests/test_distributed.py``,
+``tests/test_distributed_exercises.py``.
+"""
+
+from course_lib.distributed.ddp import SimpleDDP, assign_buckets, overlaps_backward
+from course_lib.distributed.launcher import (
+    LaunchResult,
+    WorkerError,
+    default_backend,
+    init_from_env,
+    launch,
+    worker_device,
+)
+from course_lib.distributed.naive import naive_all_reduce, naive_bytes_per_rank
+from course_lib.distributed.ring import (
+    chunk_bounds,
+    ring_all_reduce,
+    ring_bytes_per_rank,
+    ring_schedule,
+    simulate_ring,
+)
+from course_lib.distributed.stepper import ring_state, ring_view, ring_widget
+from course_lib.distributed.traffic import Traffic
+from course_lib.distributed.training import TrainConfig, run_training
+
+__all__ = [
+    "LaunchResult", "SimpleDDP", "Traffic", "TrainConfig", "WorkerError", "assign_buckets", "chunk_bounds",
+    "default_backend", "init_from_env", "launch", "naive_all_reduce", "naive_bytes_per_rank", "overlaps_backward",
+    "ring_all_reduce", "ring_bytes_per_rank", "ring_schedule", "ring_state", "ring_view", "ring_widget",
+    "run_training", "simulate_ring", "worker_device",
+]

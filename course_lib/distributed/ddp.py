@@ -1,0 +1,224 @@
+"""SimpleDDP: distributed data parallel in ~150 lines — broadcast, bucket, all-reduce, average.
+
+Paper: Li et al., "PyTorch Distributed: Experiences on Accelerating Data Parallel Training"
+(VLDB 2020) — the design of ``torch.nn.parallel.DistributedDataParallel``.
+
+Data parallelism: every rank holds a full replica of the model and a different shard of the
+global batch ``B = N * b``. If every rank computes the gradient of its mean loss on ``b``
+examples, the average over ranks is the gradient of the mean loss on all ``B``:
+
+    g = (1/N) sum_r g_r,    g_r = grad (1/b) sum_{i in shard r} loss_i
+
+so after an all-reduce and a division by ``N`` every replica takes the same optimizer step and
+the replicas stay identical. What makes it fast is *when* the all-reduce happens:
+
+1. at construction, broadcast parameters and buffers from rank 0 (replicas start equal);
+2. group parameters into **buckets** of about ``bucket_cap_mb``, in *reverse* parameter order —
+   backward produces the last layer's gradients first;
+3. a hook on each parameter fires when its gradient is accumulated; when every gradient of a
+   bucket is in, copy them into the bucket's flat buffer and launch an **asynchronous**
+   ``all_reduce`` — it runs while backward keeps computing the earlier layers' gradients;
+4. at the end of backward (a callback queued on the autograd engine), wait for every bucket,
+   divide by ``N`` and copy the averages back into ``.grad`` — so the optimizer step, which
+   comes after ``loss.backward()`` returns, always sees synchronised gradients.
+
+Small buckets start communicating earlier but pay a per-message latency many times; one huge
+bucket waits for the whole backward pass and overlaps nothing.
+
+Differences from PyTorch's DDP: no ``gradient_as_bucket_view`` (gradients are copied into and
+out of the buckets), no first small bucket (DDP caps bucket 0 at 1 MB), buffers are broadcast
+once rather than every forward, no ``no_sync``/gradient accumulation, no unused parameters
+(``find_unused_parameters``): a parameter without a gradient is an error at the end of backward,
+no comm hooks, dense gradients only, one dtype per bucket. One backward per optimizer step.
+
+Notebook: ``04_ddp`` ("SimpleDDP"). Tests: ``tests/test_distributed.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from course_lib import _checks
+from course_lib.api import export
+from course_lib.distributed.traffic import global_rank, group_ranks
+
+MB = 2**20
+
+
+@dataclass
+class Bucket:
+    """Parameters whose gradients travel in one all-reduce."""
+
+    params: list[nn.Parameter]  # in the order their gradients are expected (reverse model order)
+    indices: list[int]  # their positions in module.parameters()
+    buffer: torch.Tensor  # flat, sum of the params' numels; the all-reduce works on it
+    ready: int = 0  # gradients that arrived during this backward
+    work: Any = None  # the async all-reduce's handle, once launched
+
+
+@export("distributed.assign_buckets")
+def assign_buckets(sizes_bytes: list[int], cap_bytes: int) -> list[list[int]]:
+    """Group parameters into buckets, last parameter first; close a bucket once it holds ``cap_bytes``.
+
+    Args:
+        sizes_bytes: each parameter's size in bytes, in ``module.parameters()`` order.
+        cap_bytes: a bucket is closed as soon as its size reaches this.
+
+    Returns:
+        Buckets of parameter indices, e.g. ``assign_buckets([40, 4, 400, 12], 50) == [[3, 2], [1, 0]]``.
+    """
+    _checks.integer("cap_bytes", cap_bytes, minimum=1)
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    filled = 0
+    for i in reversed(range(len(sizes_bytes))):
+        current.append(i)
+        filled += sizes_bytes[i]
+        if filled >= cap_bytes:
+            buckets.append(current)
+            current, filled = [], 0
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+@export("distributed.overlaps_backward")
+def overlaps_backward(events: list[tuple[str, int]]) -> bool:
+    """Whether an all-reduce was launched before the last gradient of a backward pass arrived.
+
+    Args:
+        events: :attr:`SimpleDDP.events` — ``("grad", i)``, ``("launch", b)``, ``("wait", b)`` in order.
+    """
+    kinds = [kind for kind, _ in events]
+    if "launch" not in kinds or "grad" not in kinds:
+        return False
+    return kinds.index("launch") < len(kinds) - 1 - kinds[::-1].index("grad")
+
+
+@export("distributed.SimpleDDP")
+class SimpleDDP(nn.Module):
+    """Wrap ``module`` so that ``loss.backward()`` leaves gradients averaged over all ranks.
+
+    Args:
+        module: the model replica on this rank (its parameters are overwritten by rank 0's).
+        bucket_cap_mb: target bucket size in MiB (PyTorch's DDP default is 25).
+        group: the process group (default: the whole world).
+
+    Attributes:
+        buckets: the :class:`Bucket` list, in launch order.
+        events: this step's ``("grad", param index)``, ``("launch", bucket)`` and
+            ``("wait", bucket)`` in the order they happened (the overlap made visible).
+
+    Raises:
+        TypeError: ``module`` is not an ``nn.Module``.
+        ValueError: ``bucket_cap_mb`` is not positive.
+        RuntimeError: no initialised process group.
+
+    Example:
+        >>> model = SimpleDDP(nn.Linear(4, 2), bucket_cap_mb=1)   # doctest: +SKIP
+        >>> model(x).pow(2).mean().backward()                     # doctest: +SKIP
+        >>> optimizer.step()  # gradients are already averaged     # doctest: +SKIP
+    """
+
+    def __init__(self, module: nn.Module, bucket_cap_mb: float = 25.0,
+                 group: dist.ProcessGroup | None = None) -> None:
+        super().__init__()
+        _checks.instance("module", module, nn.Module)
+        cap = _checks.real("bucket_cap_mb", bucket_cap_mb, minimum=0, open_min=True)
+        _, self.world_size = group_ranks(group, "SimpleDDP")
+        self.module, self.group = module, group
+        self._broadcast_from_rank0()
+        params = list(module.parameters())
+        trainable = [i for i, p in enumerate(params) if p.requires_grad]
+        sizes = [params[i].numel() * params[i].element_size() for i in trainable]
+        self.buckets: list[Bucket] = []
+        for members in assign_buckets(sizes, max(1, int(cap * MB))):
+            chosen = [params[trainable[j]] for j in members]
+            _checks.same_dtype(**{f"parameter {trainable[j]}": params[trainable[j]] for j in members})
+            buffer = torch.zeros(sum(p.numel() for p in chosen), dtype=chosen[0].dtype, device=chosen[0].device)
+            self.buckets.append(Bucket(chosen, [trainable[j] for j in members], buffer))
+        for b, bucket in enumerate(self.buckets):
+            for p, index in zip(bucket.params, bucket.indices):
+                p.register_post_accumulate_grad_hook(self._hook(b, index))
+        self.events: list[tuple[str, int]] = []
+        self._next_bucket = 0  # buckets launch in order, so every rank issues the same sequence
+        self._finish_queued = False
+        self._arrived: set[int] = set()  # parameter indices whose gradient arrived this backward
+
+    @torch.no_grad()
+    def _broadcast_from_rank0(self) -> None:
+        src = global_rank(self.group, 0)
+        for tensor in [*self.module.parameters(), *self.module.buffers()]:
+            dist.broadcast(tensor.data, src=src, group=self.group)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    def _hook(self, b: int, index: int):
+        def on_grad_ready(_param: nn.Parameter) -> None:
+            if not self._finish_queued:  # first gradient of this backward
+                self.events = []
+                torch.autograd.Variable._execution_engine.queue_callback(self.finish_gradient_synchronization)
+                self._finish_queued = True
+            self.events.append(("grad", index))
+            self._arrived.add(index)
+            self.buckets[b].ready += 1
+            self._launch_ready_buckets()
+        return on_grad_ready
+
+    @torch.no_grad()
+    def _launch_ready_buckets(self) -> None:
+        while self._next_bucket < len(self.buckets):
+            bucket = self.buckets[self._next_bucket]
+            if bucket.ready < len(bucket.params):
+                return
+            offset = 0
+            for p in bucket.params:
+                bucket.buffer[offset:offset + p.numel()].copy_(p.grad.reshape(-1))
+                offset += p.numel()
+            bucket.work = dist.all_reduce(bucket.buffer, group=self.group, async_op=True)
+            self.events.append(("launch", self._next_bucket))
+            self._next_bucket += 1
+
+    @torch.no_grad()
+    def finish_gradient_synchronization(self) -> None:
+        """Wait for every bucket's all-reduce and write the averaged gradients back to ``.grad``.
+
+        Runs by itself at the end of ``backward()``; idempotent.
+
+        Raises:
+            RuntimeError: a parameter got no gradient in this backward (unused parameters are
+                not supported).
+        """
+        if not self._finish_queued:
+            return
+        if self._next_bucket < len(self.buckets):
+            missing = sorted(i for bucket in self.buckets for i in bucket.indices if i not in self._arrived)
+            self._reset()
+            raise RuntimeError(f"SimpleDDP: parameters {missing} (indices in module.parameters()) received no gradient "
+                               "in this backward; every parameter must be used (PyTorch's DDP has "
+                               "find_unused_parameters=True for models that skip some)")
+        for b, bucket in enumerate(self.buckets):
+            bucket.work.wait()
+            self.events.append(("wait", b))
+            bucket.buffer /= self.world_size
+            offset = 0
+            for p in bucket.params:
+                p.grad.copy_(bucket.buffer[offset:offset + p.numel()].view_as(p.grad))
+                offset += p.numel()
+        self._reset()
+
+    def _reset(self) -> None:
+        for bucket in self.buckets:
+            bucket.ready, bucket.work = 0, None
+        self._next_bucket, self._finish_queued = 0, False
+        self._arrived = set()
+
+    def launched_during_backward(self) -> bool:
+        """Whether, in the last backward, an all-reduce started before the last gradient arrived."""
+        return overlaps_backward(self.events)

@@ -1,0 +1,231 @@
+"""The chapter's worker functions: what each process runs in the notebook's experiments.
+
+They live here, not in the notebook, because :func:`~course_lib.distributed.launch` starts
+processes that import the worker by name. Each runs inside an initialised process group on
+every rank and returns plain data (lists, dicts, floats) that the notebook plots and asserts on.
+
+* :func:`hello` — who am I, and a first all-reduce.
+* :func:`compare_all_reduces` — ring and naive against ``dist.all_reduce`` on many sizes, with
+  the bytes each rank sent (the reference check and the byte accounting).
+* :func:`time_all_reduces` — seconds per call of the three algorithms across message sizes.
+* :func:`compare_ddp` — :class:`~course_lib.distributed.SimpleDDP` against PyTorch's DDP and
+  single-process full-batch training.
+* :func:`fail_on_rank`, :func:`bad_input_errors` — faults and bad input, on purpose.
+
+Notebook: ``04_ddp``. Tests: ``tests/test_distributed.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from course_lib.distributed.ddp import SimpleDDP
+from course_lib.distributed.launcher import worker_device
+from course_lib.distributed.naive import naive_all_reduce
+from course_lib.distributed.ring import ring_all_reduce
+from course_lib.distributed.traffic import SUPPORTED_DTYPES
+
+ALGORITHMS = ("ring", "naive", "torch")  # torch: dist.all_reduce(SUM), the production reference
+
+
+def _run(algorithm: str, tensor: torch.Tensor, group: dist.ProcessGroup | None = None,
+         validate: bool = True) -> None:
+    if algorithm == "ring":
+        ring_all_reduce(tensor, group, validate=validate)
+    elif algorithm == "naive":
+        naive_all_reduce(tensor, group, validate=validate)
+    else:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)
+
+
+def hello() -> tuple[int, int, float]:
+    """Print this rank's identity; return ``(rank, world_size, sum of all ranks)``."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    print(f"I am rank {rank} of {world}, process {os.getpid()}, backend {dist.get_backend()}")
+    t = torch.tensor([float(rank)], device=worker_device())
+    dist.all_reduce(t)
+    return rank, world, t.item()
+
+
+def _rank_input(numel: int, dtype: torch.dtype, seed: int, rank: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed * 1000 + rank)
+    if dtype.is_floating_point:
+        return torch.randn(numel, generator=gen).to(dtype)
+    return torch.randint(-1000, 1000, (numel,), generator=gen, dtype=dtype)
+
+
+def compare_all_reduces(sizes: Sequence[int], dtypes: Sequence[str] = ("float32",), seed: int = 0,
+                        group_sizes: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Run ring, naive and ``dist.all_reduce`` on the same inputs; report errors and bytes.
+
+    Args:
+        sizes: element counts to try (awkward ones: 0, 1, 97, 257...).
+        dtypes: names of torch dtypes (``"float32"``, ``"int64"``...).
+        seed: inputs differ per rank and per case, reproducibly.
+        group_sizes: also run every case in sub-groups of ranks ``0..k-1`` for each ``k``
+            (world sizes ``1..N`` in one launch); default: the whole world only.
+
+    Returns:
+        On every rank, one dict per (group size, dtype, size) *that this rank took part in*:
+        ``world_size``, ``dtype``, ``numel``, ``ring_error`` and ``naive_error`` (max abs
+        difference from ``dist.all_reduce``), and this rank's ``ring_sent``/``ring_received``/
+        ``naive_sent``/``naive_received`` bytes.
+    """
+    world = dist.get_world_size()
+    ks = list(group_sizes) if group_sizes else [world]
+    # new_group is itself collective: every rank creates every group, in the same order.
+    groups = {k: (None if k == world else dist.new_group(list(range(k)))) for k in ks}
+    rows = []
+    for k in ks:
+        if dist.get_rank() >= k:
+            continue
+        rank = dist.get_rank(groups[k])
+        for dtype_name in dtypes:
+            dtype = getattr(torch, dtype_name)
+            assert dtype in SUPPORTED_DTYPES, dtype_name
+            for case, numel in enumerate(sizes):
+                x = _rank_input(numel, dtype, seed + case, rank).to(worker_device())
+                expected, ring, naive = x.clone(), x.clone(), x.clone()
+                dist.all_reduce(expected, group=groups[k])
+                ring_traffic = ring_all_reduce(ring, groups[k])
+                naive_traffic = naive_all_reduce(naive, groups[k])
+                rows.append({
+                    "world_size": k, "rank": rank, "dtype": dtype_name, "numel": numel,
+                    "ring_error": (ring.double() - expected.double()).abs().max().item() if numel else 0.0,
+                    "naive_error": (naive.double() - expected.double()).abs().max().item() if numel else 0.0,
+                    "scale": expected.double().abs().max().item() if numel else 0.0,
+                    "ring_sent": ring_traffic.sent_bytes, "ring_received": ring_traffic.received_bytes,
+                    "naive_sent": naive_traffic.sent_bytes, "naive_received": naive_traffic.received_bytes,
+                })
+    return rows
+
+
+def time_all_reduces(sizes_bytes: Sequence[int], repeats: int = 3,
+                     algorithms: Sequence[str] = ALGORITHMS) -> dict[str, list[float]]:
+    """Median seconds per all-reduce of float32 tensors of each size, slowest rank's clock.
+
+    Every call starts after a barrier; the time of a call is the maximum over ranks (an
+    all-reduce is done when the last rank has its result). ``validate=False``: the shape check
+    would add a small collective to our algorithms only.
+    """
+    times: dict[str, list[float]] = {a: [] for a in algorithms}
+    for nbytes in sizes_bytes:
+        x = torch.ones(max(1, nbytes // 4), device=worker_device())
+        for algorithm in algorithms:
+            samples = []
+            for _ in range(repeats + 1):  # +1: the first call warms up connections and buffers
+                dist.barrier()
+                start = time.perf_counter()
+                _run(algorithm, x, validate=False)
+                if x.is_cuda:
+                    torch.cuda.synchronize()  # NCCL calls return before the GPU has finished
+                elapsed = torch.tensor([time.perf_counter() - start], dtype=torch.float64, device=x.device)
+                dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
+                samples.append(elapsed.item())
+            times[algorithm].append(sorted(samples[1:])[len(samples[1:]) // 2])
+    return times
+
+
+def _mlp(seed: int, width: int = 13) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(7, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 3))
+
+
+def compare_ddp(steps: int = 5, bucket_cap_mb: float = 0.0005, per_rank_batch: int = 4,
+                lr: float = 0.1, seed: int = 0) -> dict[str, Any]:
+    """Train one small MLP three ways for ``steps`` SGD steps; return the largest differences.
+
+    * SimpleDDP, each rank on its shard of the global batch, starting from *different* random
+      weights per rank (the broadcast from rank 0 must fix that);
+    * ``torch.nn.parallel.DistributedDataParallel`` from rank 0's weights;
+    * one process on the full global batch, from rank 0's weights.
+
+    Returns:
+        ``simple_vs_torch`` and ``simple_vs_single``: max abs parameter difference after
+        ``steps`` steps; ``losses``: SimpleDDP's global mean loss per step; ``buckets``: the
+        number of buckets; ``launched_during_backward``: whether a bucket's all-reduce started
+        before the last gradient of the step was ready (the overlap).
+    """
+    rank, world = dist.get_rank(), dist.get_world_size()
+    device = worker_device()
+    simple = SimpleDDP(_mlp(seed + rank).to(device), bucket_cap_mb=bucket_cap_mb)
+    start_state = copy.deepcopy(simple.module.state_dict())
+    reference = nn.parallel.DistributedDataParallel(_mlp(seed + 1000).to(device))
+    reference.module.load_state_dict(start_state)
+    single = _mlp(seed + 2000).to(device)
+    single.load_state_dict(start_state)
+    models = {"simple": simple, "torch": reference, "single": single}
+    optimizers = {name: torch.optim.SGD(m.parameters(), lr=lr) for name, m in models.items()}
+    losses, overlapped = [], True
+    for step in range(steps):
+        gen = torch.Generator().manual_seed(seed * 7919 + step)
+        x = torch.randn(per_rank_batch * world, 7, generator=gen)  # (B_global, 7), same on every rank
+        y = torch.randn(per_rank_batch * world, 3, generator=gen)
+        x, y = x.to(device), y.to(device)
+        shard = slice(rank * per_rank_batch, (rank + 1) * per_rank_batch)
+        for name, model in models.items():
+            xs, ys = (x, y) if name == "single" else (x[shard], y[shard])
+            optimizers[name].zero_grad()
+            loss = nn.functional.mse_loss(model(xs), ys)
+            loss.backward()
+            optimizers[name].step()
+            if name == "simple":
+                losses.append(loss.detach().clone())
+                overlapped = overlapped and simple.launched_during_backward()
+    mean_losses = torch.stack(losses)
+    dist.all_reduce(mean_losses)
+    mean_losses /= world
+
+    def max_diff(a: nn.Module, b: nn.Module) -> float:
+        return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+    return {"simple_vs_torch": max_diff(simple.module, reference.module),
+            "simple_vs_single": max_diff(simple.module, single),
+            "losses": mean_losses.tolist(), "buckets": len(simple.buckets),
+            "launched_during_backward": overlapped}
+
+
+def fail_on_rank(rank_to_fail: int, how: str = "raise") -> list[float]:
+    """All ranks all-reduce, except ``rank_to_fail``, which raises, exits or hangs (``how``)."""
+    rank = dist.get_rank()
+    print(f"rank {rank}: about to all-reduce")
+    if rank == rank_to_fail:
+        if how == "raise":
+            raise ValueError(f"rank {rank} failed on purpose, before the all-reduce")
+        if how == "exit":
+            os._exit(3)  # no exception, no cleanup: like a segfault or the OOM killer
+        time.sleep(3600)  # "hang": the others wait in the all-reduce until the launch times out
+    t = torch.ones(4, device=worker_device())
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def bad_input_errors() -> dict[str, str]:
+    """Misuse on purpose; return each error's message ('' if none was raised).
+
+    * ``ring`` / ``naive``: every rank passes a tensor of a different length;
+    * ``unused_parameter``: SimpleDDP around a model with a parameter the loss does not use.
+    """
+    messages = {}
+    for algorithm in ("ring", "naive"):
+        try:
+            _run(algorithm, torch.ones(5 + dist.get_rank(), device=worker_device()))
+            messages[algorithm] = ""
+        except ValueError as err:
+            messages[algorithm] = str(err)
+    device = worker_device()
+    model = SimpleDDP(nn.ModuleDict({"used": nn.Linear(3, 1), "unused": nn.Linear(3, 1)}).to(device))
+    try:
+        model.module["used"](torch.ones(2, 3, device=device)).sum().backward()
+        messages["unused_parameter"] = ""
+    except RuntimeError as err:
+        messages["unused_parameter"] = str(err)
+    return messages

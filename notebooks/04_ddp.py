@@ -1,0 +1,478 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4 · Distributed data parallel and ring all-reduce, on real processes
+#
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-systems-course/dl-systems-course/blob/main/notebooks/04_ddp.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/dl-systems-course/dl-systems-course/main?labpath=notebooks%2F04_ddp.ipynb)
+#
+# Training on more than one device starts with the simplest kind of parallelism: give every
+# device a full copy of the model and a different slice of each batch, then *average the
+# gradients* so that every copy takes the same step. The averaging is an **all-reduce**, and how
+# it is done decides whether 8 GPUs train 8× faster or barely faster than one.
+#
+# In this chapter you run real multi-process training on your own machine: processes talking
+# through `torch.distributed` (gloo on CPUs, NCCL on GPUs), a ring all-reduce written with
+# nothing but `send`/`recv`, and a ~150-line DDP compared with PyTorch's. No GPU needed: every
+# "device" here is a CPU process.
+#
+# Library: `course_lib.distributed`. Tests: `tests/test_distributed*.py`.
+
+# %%
+import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
+
+# %% [markdown]
+# ## Why DDP, and not DataParallel
+#
+# PyTorch has two data-parallel wrappers. `nn.DataParallel` is **one process with one thread
+# per GPU**. Every step it scatters the batch from GPU 0, *copies the model* from GPU 0 to the
+# others, runs the replicas' forward passes in threads, gathers the outputs back on GPU 0,
+# computes the loss there and reduces the gradients onto GPU 0, where the optimizer runs. All
+# the Python work of all replicas shares one interpreter, so the threads queue on the **GIL**,
+# and GPU 0 does extra work and holds extra memory. It cannot span machines.
+#
+# `nn.parallel.DistributedDataParallel` (DDP) is **one process per device**. Each process holds
+#
+# * its own model replica (identical: rank 0's weights are broadcast once, at the start),
+# * its own optimizer and optimizer state (also identical, because the steps are),
+# * its own shard of every batch (a `DistributedSampler` in real code),
+#
+# and the processes exchange only **gradients**, with an all-reduce that overlaps the backward
+# pass. Nothing is copied per step besides the gradients, no Python is shared, and the same
+# code runs on one laptop or 1000 machines. Why averaging gradients is right: with a global
+# batch of $B = N b$ examples split into $N$ shards of $b$,
+#
+# $$\nabla \frac{1}{B}\sum_{i=1}^{B} \ell_i \;=\; \frac{1}{N}\sum_{r=1}^{N} \underbrace{\nabla \frac{1}{b}\sum_{i \in \text{shard } r} \ell_i}_{g_r \text{, computed by rank } r}$$
+#
+# so after `all_reduce(g_r)` and a division by $N$, every rank holds the full-batch gradient.
+#
+# ## Processes, not threads
+#
+# `course_lib.distributed.launch(fn, N)` starts $N$ processes, joins them in a process group
+# (here: gloo over `127.0.0.1`, on a free port) and runs `fn` in each. It is a small `torchrun`
+# for notebooks: the worker functions live in `course_lib.distributed.experiments`, because new
+# processes import them by name. Each rank's output comes back prefixed with its rank:
+
+# %%
+import inspect
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_lib.distributed import experiments, launch
+
+print(inspect.getsource(experiments.hello))
+result = launch(experiments.hello, 4)
+print("results:", result.results)
+assert result.results == [(r, 4, 0.0 + 1 + 2 + 3) for r in range(4)]  # every rank got the same sum
+assert len({out.split("process ")[1].split(",")[0] for out in result.outputs}) == 4  # 4 distinct processes
+
+# %% [markdown]
+# ## Ring all-reduce
+#
+# The obvious all-reduce sends every tensor to rank 0, which adds them up and sends the sum
+# back. Rank 0's link then carries $(N-1)$ tensors in and $(N-1)$ out: it is a bottleneck that
+# grows with $N$.
+#
+# The **ring** puts the ranks on a circle; each rank only talks to its neighbours, and all links
+# are busy at once. Split each rank's tensor into $N$ chunks. Then:
+#
+# ```
+# reduce-scatter: for s in 0 .. N-2:   rank r sends chunk (r - s) % N to r+1,
+#                                      receives chunk (r - s - 1) % N from r-1 and ADDS it
+#                 -> rank r now holds the complete sum of chunk (r + 1) % N
+# all-gather:     for s in 0 .. N-2:   rank r sends chunk (r + 1 - s) % N to r+1,
+#                                      receives chunk (r - s) % N from r-1 and COPIES it
+# ```
+#
+# Every rank sends $2(N-1)$ chunks of $B/N$ bytes: $\frac{2(N-1)}{N}B < 2B$ **whatever $N$ is**.
+# Here are 4 ranks at the start, after the reduce-scatter and at the end. The number in a chunk
+# counts how many ranks' data it already sums; arrows are the next step's messages.
+
+# %%
+from course_lib.distributed import ring_view
+
+for step in (0, 3, 6):
+    view = ring_view(4, step)
+    plt.show()
+    print(view.caption, "\n")
+
+# %% [markdown]
+# The schedule is one function, `ring_schedule`, used by the real implementation, by a
+# one-process simulation (`simulate_ring`, which the property tests and the widget use) and by
+# the picture above:
+
+# %%
+from course_lib.distributed import ring_all_reduce, ring_schedule
+
+print(inspect.getsource(ring_schedule))
+
+# %% [markdown]
+# And the implementation over real processes: `send`/`recv` only (posted together with
+# `batch_isend_irecv` — a blocking send to the right while the right neighbour also blocks on
+# its send would deadlock), in place on a flat view of the tensor, with chunk sizes that differ
+# by one element when $N$ does not divide the size:
+
+# %%
+print(inspect.getsource(ring_all_reduce))
+
+# %% [markdown]
+# ### Check: ring and naive against `dist.all_reduce`, on 2, 4 and 8 processes
+#
+# `experiments.compare_all_reduces` gives every rank different random data, runs our ring, the
+# naive all-reduce (`naive_all_reduce`) and PyTorch's `dist.all_reduce(SUM)` on copies, and
+# returns the largest difference plus the bytes each rank sent. Awkward sizes on purpose: 1
+# element (some chunks empty), 97 and 65,537 (not divisible by N). Integers must agree exactly;
+# floats to rounding (the summation order differs).
+
+# %% tags=["nbval-check-output"]
+SIZES = [1, 7, 97, 1000, 65537]
+checks = {}
+for n in (2, 4, 8):
+    out = launch(experiments.compare_all_reduces, n, (SIZES, ("float32", "int64")), show_output=False)
+    checks[n] = [row for per_rank in out.results for row in per_rank]
+    for row in checks[n]:
+        if row["dtype"] == "int64":
+            assert row["ring_error"] == row["naive_error"] == 0
+        else:
+            tolerance = 4 * torch.finfo(torch.float32).eps * n * max(1.0, row["scale"])
+            assert row["ring_error"] <= tolerance and row["naive_error"] <= tolerance, row
+    print(f"N={n}: {len(checks[n]) // n} cases × {n} ranks: ring == naive == dist.all_reduce")
+
+# %% [markdown]
+# ## Counting bytes
+#
+# Both algorithms return a `Traffic` record: the bytes this rank sent and received. The ring's
+# exact count, uneven chunks included, is `ring_bytes_per_rank` (rank $r$ sends every chunk
+# except $(r+1)$ in the reduce-scatter and every chunk except $(r+2)$ in the all-gather); with
+# $N \mid$ size it is the textbook $2(N-1)/N \cdot B$. For 1000 float32 (4,000 bytes):
+
+# %% tags=["nbval-check-output"]
+from course_lib.distributed import naive_bytes_per_rank, ring_bytes_per_rank
+
+print(f"{'N':>2} {'rank':>4} {'ring sent':>9} {'2(N-1)/N·B':>10} {'naive sent':>10}")
+for n, rows in checks.items():
+    for row in rows:
+        if row["numel"] != 1000 or row["dtype"] != "float32":
+            continue
+        r, nbytes = row["rank"], 4 * row["numel"]
+        assert row["ring_sent"] == ring_bytes_per_rank(1000, n, 4, r) == 2 * (n - 1) * nbytes // n
+        assert row["naive_sent"] == naive_bytes_per_rank(1000, n, 4, r) == ((n - 1) * nbytes if r == 0 else nbytes)
+        if r in (0, 1):
+            print(f"{n:>2} {r:>4} {row['ring_sent']:>9} {2 * (n - 1) * nbytes // n:>10} {row['naive_sent']:>10}")
+
+# %% [markdown]
+# Per rank, the ring's traffic tends to $2B$ as $N$ grows; the naive hub's grows like $(N-1)B$:
+
+# %%
+ns = list(range(2, 33))
+B = 4_000
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(ns, [ring_bytes_per_rank(1000, n, 4) / B for n in ns], label="ring: every rank, 2(N-1)/N · B")
+ax.plot(ns, [naive_bytes_per_rank(1000, n, 4, 0) / B for n in ns], label="naive: rank 0, (N-1) · B")
+measured = {n: max(row["ring_sent"] for row in rows if row["numel"] == 1000 and row["dtype"] == "float32") / B
+            for n, rows in checks.items()}
+ax.scatter(list(measured), list(measured.values()), c="k", zorder=3, label="ring, measured above")
+ax.set_xlabel("ranks N")
+ax.set_ylabel("bytes sent / tensor bytes")
+ax.set_yscale("log")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## Timing: ring vs naive vs `dist.all_reduce`
+#
+# `experiments.time_all_reduces` times each algorithm for messages from 4 KB to 32 MB: after a
+# barrier, every rank runs one all-reduce; the slowest rank's time counts; the median of 3.
+#
+# Read these numbers with care: here the "network" is the loopback interface and $N$ processes
+# share this machine's few cores, so large $N$ measures CPU contention as much as the
+# algorithm. Small messages are dominated by *latency* — the ring needs $2(N-1)$ sequential
+# steps, gloo's own all-reduce picks other algorithms for small sizes; large messages by
+# *bandwidth*, where the naive hub's $(N-1)B$ shows. The byte counts above are what carries over
+# to a real cluster.
+
+# %%
+SIZES_BYTES = [4 * 2**10, 64 * 2**10, 2**20, 8 * 2**20, 32 * 2**20]
+timings = {n: launch(experiments.time_all_reduces, n, (SIZES_BYTES, 3), show_output=False).results[0]
+           for n in (2, 4, 8)}
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
+for ax, (n, t) in zip(axes, timings.items()):
+    for algorithm, seconds in t.items():
+        ax.loglog(SIZES_BYTES, [1e3 * s for s in seconds], marker="o", label=algorithm)
+    ax.set_title(f"N = {n} processes")
+    ax.set_xlabel("message size (bytes)")
+axes[0].set_ylabel("ms per all-reduce (median)")
+axes[0].legend()
+plt.show()
+for n, t in timings.items():
+    print(f"N={n}, 32 MB: " + ", ".join(f"{a} {1e3 * s[-1]:.0f} ms" for a, s in t.items()))
+    assert all(len(s) == len(SIZES_BYTES) and min(s) > 0 for s in t.values())
+
+# %% [markdown]
+# ## SimpleDDP
+#
+# `course_lib.distributed.SimpleDDP` does what DDP does, in the same order:
+#
+# 1. **broadcast** parameters and buffers from rank 0 (replicas start identical);
+# 2. **buckets**: group parameters into buckets of about `bucket_cap_mb`, in *reverse*
+#    parameter order — backward produces the last layer's gradients first (`assign_buckets`);
+# 3. a **hook** per parameter (`register_post_accumulate_grad_hook`) counts arriving gradients;
+#    when a bucket is full it is flattened and an **asynchronous** `all_reduce` starts, while
+#    backward goes on computing earlier layers;
+# 4. at the end of backward (a callback queued on the autograd engine) it **waits** for every
+#    bucket, divides by $N$ and writes the averages back into `.grad` — before `optimizer.step()`.
+
+# %%
+from course_lib.distributed import SimpleDDP, assign_buckets
+
+print(inspect.getsource(assign_buckets))
+print(inspect.getsource(SimpleDDP._launch_ready_buckets))
+print(inspect.getsource(SimpleDDP.finish_gradient_synchronization))
+
+# %% [markdown]
+# ### Check: SimpleDDP = PyTorch's DDP = one process on the full batch
+#
+# `experiments.compare_ddp` trains a small MLP for 5 SGD steps three ways on 2 processes: with
+# `SimpleDDP` (each rank starting from *different* random weights — the broadcast must fix
+# that), with `torch.nn.parallel.DistributedDataParallel`, and in one process on the whole
+# batch. A tiny bucket cap makes several buckets, so the overlap is exercised.
+
+# %% tags=["nbval-check-output"]
+ddp_check = launch(experiments.compare_ddp, 2, kwargs=dict(steps=5), show_output=False).results[0]
+assert ddp_check["simple_vs_torch"] <= 1e-6 and ddp_check["simple_vs_single"] <= 1e-6
+assert ddp_check["launched_during_backward"]  # an all-reduce started before backward finished
+print(f"{ddp_check['buckets']} buckets; after 5 steps the parameters agree to 1e-6: "
+      "SimpleDDP = torch DDP = single process, full batch")
+
+# %% [markdown]
+# ### Loss curves on 2 processes
+#
+# The training script `course_lib.distributed.training.run_training` fits a small MLP to a fixed
+# random "teacher" network. The same function runs from this notebook through `launch` and,
+# unchanged, under `torchrun` (see the end of the chapter).
+
+# %%
+from course_lib.distributed import TrainConfig, run_training
+
+curves = {}
+for ddp in ("simple", "torch"):
+    run = launch(run_training, 2, (TrainConfig(ddp=ddp, steps=40, lr=0.3, bucket_cap_mb=0.05),), show_output=False)
+    curves[ddp] = run.results[0]["losses"]
+torch.testing.assert_close(curves["simple"], curves["torch"], rtol=0, atol=1e-6)
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(curves["torch"], lw=4, alpha=0.4, label="torch DistributedDataParallel")
+ax.plot(curves["simple"], "k--", label="SimpleDDP")
+ax.set_xlabel("step")
+ax.set_ylabel("mean loss over ranks")
+ax.legend()
+plt.show()
+print(f"loss {curves['simple'][0]:.4f} -> {curves['simple'][-1]:.4f}; the curves agree to 1e-6")
+assert curves["simple"][-1] < 0.7 * curves["simple"][0]  # it learns
+
+# %% [markdown]
+# ### The effect of bucket size
+#
+# A wider model (about 0.8 M parameters, 3.1 MB of gradients) on 2 processes, with buckets from
+# tiny to one single bucket. `SimpleDDP.events` records, for the last step, when each gradient
+# arrived and when each bucket's all-reduce was launched and waited for
+# (`overlaps_backward(events)` reads them). With small buckets
+# the first all-reduce starts while backward is still producing gradients (overlap); with one
+# bucket it can only start after the very last gradient — nothing overlaps.
+
+# %%
+from course_lib.distributed import overlaps_backward
+
+CAPS_MB = [0.01, 0.5, 2.0, 8.0]
+wide_runs = {}
+for cap in CAPS_MB:
+    cfg = TrainConfig(ddp="simple", steps=20, width=512, depth=4, global_batch=32, bucket_cap_mb=cap)
+    wide_runs[cap] = launch(run_training, 2, (cfg,), show_output=False).results[0]
+print(f"{wide_runs[8.0]['parameters']:,} parameters = {4 * wide_runs[8.0]['parameters'] / 2**20:.1f} MB of gradients")
+
+
+fig, (ax_events, ax_time) = plt.subplots(1, 2, figsize=(12, 3.4))
+markers = {"grad": ("|", "gradient ready"), "launch": ("^", "all-reduce launched"), "wait": ("v", "waited for")}
+for row, (cap, run) in enumerate(wide_runs.items()):
+    for kind, (marker, label) in markers.items():
+        xs = [i for i, (k, _) in enumerate(run["events"]) if k == kind]
+        ax_events.scatter(xs, [row] * len(xs), marker=marker, s=60, label=label if row == 0 else None,
+                          c={"grad": "gray", "launch": "C2", "wait": "C3"}[kind])
+ax_events.set_yticks(range(len(CAPS_MB)), [f"{cap} MB: {r['buckets']} buckets" for cap, r in wide_runs.items()])
+ax_events.set_xlabel("order of events in one backward pass")
+ax_events.set_ylim(-0.5, len(CAPS_MB) - 0.5)
+ax_events.legend(loc="upper center", bbox_to_anchor=(0.5, 1.18), ncol=3, fontsize=8)
+ax_time.semilogx(CAPS_MB, [r["ms_per_step"] for r in wide_runs.values()], marker="o")
+ax_time.set_xlabel("bucket_cap_mb")
+ax_time.set_ylabel("ms per training step (median)")
+plt.show()
+for cap, r in wide_runs.items():
+    print(f"cap {cap:>5} MB: {r['buckets']:>2} buckets, overlap {overlaps_backward(r['events'])}, "
+          f"{r['ms_per_step']:.1f} ms/step")
+assert overlaps_backward(wide_runs[0.01]["events"])  # small buckets overlap backward
+assert wide_runs[8.0]["buckets"] == 1 and not overlaps_backward(wide_runs[8.0]["events"])
+
+# %% [markdown]
+# The time per step is the honest part of the story on a laptop: both processes share a few CPU
+# cores, gloo's communication threads compete with backward for them, and the loopback "network"
+# is nearly free, so the differences are small and noisy. On GPUs with a real interconnect,
+# backward runs on the GPU while NCCL moves the first buckets, and the overlap is what lets DDP
+# scale; the 25 MB default balances per-message latency against starting early.
+
+# %% [markdown]
+# ## When a rank fails
+#
+# Distributed programs have a failure mode single processes don't: one rank dies and the
+# others wait for it forever inside a collective. `launch` watches every process; when one
+# raises or dies, it collects the reports for a moment, stops every other rank and raises
+# `WorkerError` naming the rank that failed first and what happened. Here rank 2 raises before
+# the all-reduce its peers are waiting in, and then rank 2 simply vanishes (`os._exit`, like a
+# segfault or the out-of-memory killer):
+
+# %% tags=["nbval-check-output"]
+from course_lib.distributed import WorkerError
+
+for how in ("raise", "exit"):
+    try:
+        launch(experiments.fail_on_rank, 4, (2, how), timeout=20, show_output=False)
+    except WorkerError as err:
+        print(str(err).splitlines()[0])
+        assert err.rank == 2 and set(err.failures) == {0, 1, 2, 3}
+    else:
+        raise AssertionError("the launch should have failed")
+
+# %% [markdown]
+# Bad input is caught before it can corrupt or hang anything. A tensor whose shape differs
+# between ranks would make a ring exchange chunks of different sizes; instead every rank raises
+# the same `ValueError` (one tiny `all_gather` of the shapes comes first):
+
+# %% tags=["nbval-check-output"]
+errors = launch(experiments.bad_input_errors, 3, show_output=False).results[0]
+print(errors["ring"])
+assert "same shape and dtype on every rank" in errors["ring"]
+
+# %% [markdown]
+# ## Widget: step through the ring
+#
+# `course_lib.distributed.ring_widget()` wires two sliders to the pure function
+# `ring_view(world_size, step)`: choose $N$, then walk through the $2(N-1)$ steps. Watch the
+# number in each chunk climb to $N$ during the reduce-scatter, then the complete chunks travel
+# around during the all-gather. The cell after it moves the sliders from code, as the tests do.
+
+# %%
+from course_lib.distributed import ring_widget
+
+widget = ring_widget(4)
+widget
+
+# %%
+before = widget.caption.value
+widget.controls["step"].value = 3
+assert widget.caption.value != before and "after step 3 of 6" in widget.caption.value
+widget.controls["world_size"].value = 8
+assert widget.controls["step"].max == 14
+widget.controls["world_size"].value = 4
+widget.controls["step"].value = 0
+
+# %% [markdown]
+# ## Running the same script with torchrun
+#
+# `launch` is for notebooks on one machine. The training above is also a script: from a
+# terminal, in the repository,
+#
+# ```
+# python -m course_lib.distributed.train --nproc 2 --ddp simple          # starts 2 processes itself
+# torchrun --nproc-per-node 2 -m course_lib.distributed.train --ddp torch
+# ```
+#
+# and on two machines (run on each, with `--node-rank 0` and `1`, `HOST` = the first machine):
+#
+# ```
+# torchrun --nnodes 2 --node-rank 0 --master-addr HOST --master-port 29500 \
+#          --nproc-per-node 4 -m course_lib.distributed.train
+# ```
+#
+# Under torchrun the script finds `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT` in its
+# environment (`course_lib.distributed.init_from_env`) and runs the very same `run_training`.
+
+# %% [markdown]
+# ## Exercises
+#
+# Replace each `raise NotImplementedError` and run the cell. Every exercise has `.hint()` (call
+# it again for the next hint) and `.solution()`.
+
+# %%
+from course_lib.distributed.exercises import (
+    bucket_assignment,
+    gradient_averaging_hook,
+    reduce_scatter_schedule,
+    ring_bytes,
+)
+
+reduce_scatter_schedule.show();
+
+# %%
+def my_reduce_scatter_schedule(world_size, rank):
+    raise NotImplementedError  # your code here
+
+
+reduce_scatter_schedule.check(my_reduce_scatter_schedule);
+
+# %%
+ring_bytes.show();
+
+# %%
+def my_ring_bytes(numel, world_size, element_size, rank):
+    raise NotImplementedError  # your code here
+
+
+ring_bytes.check(my_ring_bytes);
+
+# %%
+bucket_assignment.show();
+
+# %%
+def my_bucket_assignment(sizes_bytes, cap_bytes):
+    raise NotImplementedError  # your code here
+
+
+bucket_assignment.check(my_bucket_assignment);
+
+# %%
+gradient_averaging_hook.show();
+
+# %%
+def my_gradient_averaging_hook(bucket, world_size, all_reduce):
+    raise NotImplementedError  # your code here
+
+
+gradient_averaging_hook.check(my_gradient_averaging_hook);
+
+# %% [markdown]
+# ## Summary
+#
+# * DDP runs **one process per device**; only gradients travel, averaged by an all-reduce, so
+#   the replicas stay identical. DataParallel's threads share one interpreter and one GPU hub.
+# * The **ring** all-reduce (reduce-scatter + all-gather) sends $2(N-1)/N$ of the tensor per
+#   rank, whatever $N$; the naive hub carries $(N-1)$ tensors each way. Latency, not bandwidth,
+#   decides small messages.
+# * **SimpleDDP**: broadcast, reverse-order buckets, gradient hooks, async all-reduce during
+#   backward, average, wait before the step — equal to PyTorch's DDP to 1e-6.
+# * Multi-process code needs **fault handling**: a dead rank must stop everyone, with its name
+#   on the error.
+#
+# References: Li et al., *PyTorch Distributed: Experiences on Accelerating Data Parallel
+# Training*, VLDB 2020; Patarasuk & Yuan, *Bandwidth optimal all-reduce algorithms for clusters
+# of workstations*, JPDC 2009; Sergeev & Del Balso, *Horovod: fast and easy distributed deep
+# learning in TensorFlow*, 2018; the PyTorch tutorial *Getting Started with Distributed Data
+# Parallel* and the `torch.distributed` documentation.

@@ -1,0 +1,112 @@
+"""The chapter 04 exercises judge right answers right and wrong answers wrong."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from course_lib.distributed import assign_buckets, ring_bytes_per_rank, ring_schedule
+from course_lib.distributed.exercises import (
+    EXERCISES,
+    _simulated_all_reduce,
+    bucket_assignment,
+    gradient_averaging_hook,
+    reduce_scatter_schedule,
+    ring_bytes,
+)
+
+
+def _schedule_from_library(world_size, rank):
+    return [step[rank].chunk for step in ring_schedule(world_size)[: world_size - 1]]
+
+
+def _schedule_off_by_one(world_size, rank):
+    return [(rank - s - 1) % world_size for s in range(world_size - 1)]
+
+
+def _schedule_forward(world_size, rank):
+    return [(rank + s) % world_size for s in range(world_size - 1)]
+
+
+def _bytes_from_library(numel, world_size, element_size, rank):
+    return ring_bytes_per_rank(numel, world_size, element_size, rank)
+
+
+def _bytes_textbook(numel, world_size, element_size, rank):  # only right when N divides numel
+    return 2 * (world_size - 1) * numel * element_size // world_size
+
+
+def _bytes_one_phase(numel, world_size, element_size, rank):
+    return _bytes_from_library(numel, world_size, element_size, rank) // 2
+
+
+def _buckets_from_library(sizes_bytes, cap_bytes):
+    return assign_buckets(sizes_bytes, cap_bytes)
+
+
+def _buckets_forward(sizes_bytes, cap_bytes):
+    return [list(reversed(b)) for b in reversed(assign_buckets(sizes_bytes, cap_bytes))]
+
+
+def _buckets_strict(sizes_bytes, cap_bytes):  # closes only when the cap is exceeded (>), not reached
+    buckets, current, filled = [], [], 0
+    for i in reversed(range(len(sizes_bytes))):
+        current.append(i)
+        filled += sizes_bytes[i]
+        if filled > cap_bytes:
+            buckets.append(current)
+            current, filled = [], 0
+    return buckets + ([current] if current else [])
+
+
+def _hook_right(bucket, world_size, all_reduce):
+    all_reduce(bucket)
+    return bucket.div_(world_size)
+
+
+def _hook_no_divide(bucket, world_size, all_reduce):
+    all_reduce(bucket)
+    return bucket
+
+
+def _hook_no_all_reduce(bucket, world_size, all_reduce):
+    return bucket / world_size
+
+
+RIGHT_AND_WRONG = [
+    (reduce_scatter_schedule, _schedule_from_library, [_schedule_off_by_one, _schedule_forward]),
+    (ring_bytes, _bytes_from_library, [_bytes_textbook, _bytes_one_phase]),
+    (bucket_assignment, _buckets_from_library, [_buckets_forward, _buckets_strict]),
+    (gradient_averaging_hook, _hook_right, [_hook_no_divide, _hook_no_all_reduce]),
+]
+
+
+@pytest.mark.parametrize("exercise, right, wrongs", RIGHT_AND_WRONG, ids=lambda v: getattr(v, "title", ""))
+def test_exercise_accepts_right_and_rejects_wrong(exercise, right, wrongs) -> None:
+    assert exercise.check(right, quiet=True).passed
+    assert exercise.check(exercise.reference, quiet=True).passed
+    for wrong in wrongs:
+        result = exercise.check(wrong, quiet=True)
+        assert not result.passed and result.attempted
+        assert result.failing_case is not None
+        first_arg = next(iter(result.failing_case))
+        assert f"{first_arg} = " in result.message and "expected:" in result.message
+
+
+def test_stub_counts_as_not_attempted_and_hints_and_solution_exist() -> None:
+    assert len(EXERCISES) >= 3
+    for exercise in EXERCISES:
+        def stub(**kwargs):
+            raise NotImplementedError
+        result = exercise.check(stub, quiet=True)
+        assert not result.passed and not result.attempted
+        assert exercise.hints and "def " in exercise.solution()
+
+
+def test_hook_reference_is_what_simple_ddp_computes() -> None:
+    grads = [torch.randn(6, dtype=torch.float64) for _ in range(3)]
+    others = torch.stack(grads[1:])
+    out = gradient_averaging_hook.reference(grads[0].clone(), 3, functools.partial(_simulated_all_reduce, others=others))
+    torch.testing.assert_close(out, torch.stack(grads).mean(0))
