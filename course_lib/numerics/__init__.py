@@ -1,0 +1,83 @@
+"""Floating-point formats and mixed-precision training (chapter 3).
+
+A float is three bit fields — sign, exponent, mantissa — and everything about a format (its
+range, its precision, its special values) follows from their widths. This package spells that
+out and builds mixed-precision training on it:
+
+* :mod:`~course_lib.numerics.formats` — FP64, FP32, FP16, BF16, FP8 E4M3 (``float8_e4m3fn``) and
+  FP8 E5M2 as bit fields; :func:`constants` derives eps, max, smallest normal and subnormal.
+* :mod:`~course_lib.numerics.codec` — :func:`decode` / :func:`encode` by integer arithmetic (no
+  torch): subnormals, signed zero, inf, NaN, round to nearest even, overflow as torch's casts do
+  (inf; ``float8_e4m3fn`` saturates to ±448).
+* :mod:`~course_lib.numerics.loss_scaling` — :class:`DynamicLossScaler`, GradScaler's rule.
+* :mod:`~course_lib.numerics.mixed_precision` — FP32 :class:`MasterWeights` for an FP16 model;
+  :func:`autocast` with bf16 on the CPU and fp16 on CUDA.
+* :mod:`~course_lib.numerics.experiment` — one classifier trained in four precisions; gradient
+  underflow measured.
+* :mod:`~course_lib.numerics.views` and :mod:`~course_lib.numerics.widgets` — the bit editor, a
+  value in every format, the number line.
+* :mod:`~course_lib.numerics.exercises` — four auto-checked exercises.
+
+References: IEEE 754-2019; Micikevicius et al., *Mixed Precision Training* (ICLR 2018);
+Micikevicius et al., *FP8 Formats for Deep Learning* (2022); Kalamkar et al., *A Study of
+BFLOAT16 for Deep Learning Training* (2019); ``torch.amp.GradScaler``.
+
+Limitations: scalar, pure-Python conversion (exact, ~2 µs per value — for teaching and testing,
+not for tensors); one device for the scaler.
+
+Notebook: ``03_floating_point``. Tests: ``tests/test_numerics.py`` (formats, codec),
+``tests/test_numerics_training.py`` (scaler, mixed precision, experiment),
+``tests/test_numerics_views.py`` (views, widgets, exercises).
+"""
+
+from course_lib.numerics.codec import classify, decode, encode, fields, neighbours, round_to
+from course_lib.numerics.experiment import (
+    MODES,
+    TrainConfig,
+    TrainResult,
+    evaluate,
+    flushed_fraction,
+    gradients,
+    make_model,
+    train,
+)
+from course_lib.numerics.formats import FORMATS, FloatFormat, FormatConstants, constants, get_format
+from course_lib.numerics.loss_scaling import DynamicLossScaler, update_scale
+from course_lib.numerics.mixed_precision import MasterWeights, autocast, autocast_dtype
+from course_lib.numerics.views import bit_editor_view, bits_figure, number_line_view, value_view
+from course_lib.numerics.widgets import BitEditorWidget, bit_editor_widget, number_line_widget, value_widget
+
+__all__ = [
+    "FORMATS",
+    "MODES",
+    "BitEditorWidget",
+    "DynamicLossScaler",
+    "FloatFormat",
+    "FormatConstants",
+    "MasterWeights",
+    "TrainConfig",
+    "TrainResult",
+    "autocast",
+    "autocast_dtype",
+    "bit_editor_view",
+    "bit_editor_widget",
+    "bits_figure",
+    "classify",
+    "constants",
+    "decode",
+    "encode",
+    "evaluate",
+    "fields",
+    "flushed_fraction",
+    "get_format",
+    "gradients",
+    "make_model",
+    "neighbours",
+    "number_line_view",
+    "number_line_widget",
+    "round_to",
+    "train",
+    "update_scale",
+    "value_view",
+    "value_widget",
+]
