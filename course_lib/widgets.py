@@ -94,4 +94,10 @@ class ViewWidget(widgets.VBox):
         return shown
 
     def _on_change(self, _change: dict[str, Any]) -> None:
-        self.refresh()
+        # A learner typing into a control can produce input the view rejects ("zz" as a bit
+        # pattern). Inside a callback an exception would vanish into the browser's log, so the
+        # view's own error message is shown in the caption instead, above the last good picture.
+        try:
+            self.refresh()
+        except (ValueError, TypeError) as err:
+            self.caption.value = f"<pre>⚠ {html.escape(str(err))}</pre>"

@@ -42,3 +42,17 @@ def test_bad_wiring_is_refused():
         ViewWidget(_view, n=3)
     with pytest.raises(TypeError, match="view must return a View; got str"):
         ViewWidget(lambda n: "no", n=widgets.IntSlider())
+
+
+def test_bad_control_input_is_shown_in_the_caption():
+    def strict(n: int) -> View:
+        if n > 5:
+            raise ValueError(f"n must be at most 5; got {n}")
+        return _view(n, "ok")
+
+    w = ViewWidget(strict, n=widgets.IntSlider(value=2, max=9))
+    image = bytes(w.image.value)
+    w.controls["n"].value = 7
+    assert w.caption.value == "<pre>⚠ n must be at most 5; got 7</pre>" and bytes(w.image.value) == image
+    w.controls["n"].value = 3
+    assert w.caption.value == "<pre>ok: 3 points</pre>"
