@@ -1,0 +1,108 @@
+"""The cheap-gradient principle, measured: forward+backward time over forward time.
+
+Reverse mode computes the gradient of a scalar loss with respect to *all* parameters for a
+small constant multiple of the forward cost, however many parameters there are (Griewank &
+Walther, *Evaluating Derivatives*, 2008, §4.6: the bound is ≤ 4 for the operations counted
+there; compare forward mode or finite differences, which cost one pass *per parameter*).
+
+For an MLP the bulk is matmuls. A layer ``Y = X W`` (``X: B×n``, ``W: n×m``) costs ``2Bnm``
+FLOPs forward; backward needs ``∂W = Xᵀ G`` and ``∂X = G Wᵀ``, another ``4Bnm``. So
+
+    (forward + backward) / forward  →  (2 + 4) / 2 = 3     as the matmuls dominate,
+
+a bit less because the first layer needs no ``∂X``. At small widths Python and per-op overhead
+dominate instead, and the ratio reflects how heavy each engine's per-node bookkeeping is.
+
+:func:`gradient_cost` times one engine at one width (best of ``repeats``, to dodge a loaded
+machine). Timings are not tests; the notebook plots them and asserts only a loose bound.
+
+Notebook: ``01_autograd`` ("Experiment: how cheap is the gradient?"). Tests: ``tests/test_autograd_mlp.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from course_lib import _checks
+from course_lib.api import export
+from course_lib.autograd.mlp import Engine, _one_thread, _to_engine, cross_entropy, init_params, mlp_forward
+
+
+@dataclass(frozen=True)
+class GradientCost:
+    """Timings of one MLP at one width."""
+
+    width: int  # hidden width of the two hidden layers
+    forward_s: float  # best forward time, seconds
+    forward_backward_s: float  # best forward + backward time, seconds
+    flop_ratio: float  # (forward + backward FLOPs) / forward FLOPs of the matmuls
+
+    @property
+    def ratio(self) -> float:
+        return self.forward_backward_s / self.forward_s
+
+
+def matmul_flop_ratio(sizes: tuple[int, ...], batch: int) -> float:
+    """(forward + backward) / forward matmul FLOPs of an MLP with layer ``sizes``; tends to 3."""
+    forward = sum(2 * batch * n * m for n, m in zip(sizes[:-1], sizes[1:]))
+    # backward: ∂W for every layer, ∂X for all but the first (the input needs no gradient)
+    backward = sum(2 * batch * n * m * (1 if i == 0 else 2) for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])))
+    return (forward + backward) / forward
+
+
+@export("autograd.gradient_cost")
+def gradient_cost(width: int, engine: Engine = "ours", batch: int = 64, repeats: int = 5,
+                  seed: int = 0) -> GradientCost:
+    """Time forward and forward+backward of a 64 → width → width → 10 MLP with cross-entropy.
+
+    Args:
+        width: the hidden width.
+        engine: "ours" or "torch" (float64, CPU; timed on one thread).
+        batch: examples per pass.
+        repeats: passes timed; the minimum is kept.
+        seed: seeds the parameters and the data.
+
+    Returns:
+        A :class:`GradientCost`.
+
+    Raises:
+        TypeError / ValueError: a non-integer or non-positive size, or an unknown engine.
+    """
+    _checks.integer("width", width, minimum=1)
+    _checks.integer("batch", batch, minimum=1)
+    _checks.integer("repeats", repeats, minimum=1)
+    _checks.one_of("engine", engine, ("ours", "torch"))
+    sizes = (64, width, width, 10)
+    rng = np.random.default_rng(seed)
+    x = _to_engine(rng.random((batch, sizes[0])), engine)  # (B, 64)
+    y = rng.integers(0, sizes[-1], batch)
+    params = {k: _to_engine(v, engine, requires_grad=True) for k, v in init_params(sizes, seed).items()}
+
+    def forward() -> Any:
+        return cross_entropy(mlp_forward(params, x), y)
+
+    def forward_backward() -> None:
+        forward().backward()
+        for p in params.values():
+            p.grad = None
+
+    with _one_thread():
+        forward_backward()  # warm-up: allocator, first-call dispatch
+        forward_s, forward_backward_s = _best_times((forward, forward_backward), repeats)
+    return GradientCost(width, forward_s, forward_backward_s, matmul_flop_ratio(sizes, batch))
+
+
+def _best_times(fns: tuple[Callable[[], Any], ...], repeats: int) -> list[float]:
+    """The best time of each function, interleaved so a burst of load hits them alike."""
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best

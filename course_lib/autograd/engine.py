@@ -1,0 +1,103 @@
+"""The backward pass: a topological sort of the recorded graph, then the chain rule in reverse.
+
+Every :class:`~course_lib.autograd.tensor.Tensor` made by an op remembers its ``_parents`` (the
+tensors it was computed from) and a ``_vjp``: the *vector-Jacobian product* that maps the
+gradient of the final output with respect to this tensor, ``g = ∂L/∂out``, to the gradient with
+respect to each parent, ``g · ∂out/∂parent``. The graph is recorded while the forward code runs
+(*define-by-run*), so ``if``/``for`` in Python simply produce a different graph each time.
+
+Backward then visits the nodes so that a node is handled only after **every** node that used
+it — a reverse topological order — and sums the contributions a node receives from each use
+(the multivariate chain rule):
+
+    grads = {root: seed}
+    for node in reversed(topological_order(root)):       # consumers before producers
+        g = grads.pop(node)                             # complete: all consumers are done
+        if node is a leaf: node.grad += g               # accumulate across backward() calls
+        else: for parent, gp in zip(node.parents, node.vjp(g)): grads[parent] += gp
+
+The cost is one vjp per node: a small constant times the forward pass ("cheap gradient
+principle", Griewank & Walther, *Evaluating Derivatives*, 2008, ch. 4).
+
+Differences from ``torch.autograd``: the graph is kept after backward (torch frees it unless
+``retain_graph=True``), so calling ``backward`` twice on one graph works here; no hooks, no
+``retain_grad``, no higher-order gradients (a vjp works on NumPy arrays, not on Tensors).
+
+Notebook: ``01_autograd`` ("The backward pass"). Tests: ``tests/test_autograd.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from course_lib.autograd.tensor import Tensor
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every node ``root`` depends on, each after all of its parents (``root`` last).
+
+    An iterative depth-first search (a recursive one would hit Python's recursion limit on
+    a graph a few thousand ops deep, e.g. an unrolled RNN).
+    """
+    order: list[Tensor] = []
+    visited: set[Tensor] = set()  # Tensors hash by identity
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        stack.extend((p, False) for p in node._parents if p not in visited)
+    return order
+
+
+def run_backward(
+    root: Tensor,
+    seed: np.ndarray,
+    *,
+    accumulate: bool = True,
+    on_node: Callable[[Tensor, np.ndarray, dict[Tensor, np.ndarray]], None] | None = None,
+) -> dict[Tensor, np.ndarray]:
+    """Propagate ``seed = ∂L/∂root`` to every leaf that requires grad.
+
+    Args:
+        root: the tensor ``backward`` was called on.
+        seed (ndarray[root.shape]): the gradient flowing into ``root``.
+        accumulate: add each leaf's gradient into ``leaf.grad`` (what ``backward`` does).
+        on_node: called after each node is processed with ``(node, its complete gradient,
+            the gradients still pending for other nodes)``; the graph widget records it.
+
+    Returns:
+        ``{leaf: gradient}`` for the leaves reached.
+    """
+    from course_lib.autograd.tensor import Tensor
+
+    grads: dict[Tensor, np.ndarray] = {root: seed}
+    leaves: dict[Tensor, np.ndarray] = {}
+    for node in reversed(topological_order(root)):
+        g = grads.pop(node, None)
+        if g is None:  # no path to root through nodes that require grad
+            continue
+        if node._vjp is None:
+            if node.requires_grad:
+                leaves[node] = g
+                if accumulate:  # += across calls: why optimisers must zero .grad each step
+                    total = g.copy() if node.grad is None else node.grad.data + g  # g may be shared with the graph
+                    node.grad = Tensor.from_op("leaf", total, (), lambda _: ())  # no parents: a plain tensor
+        else:
+            for parent, gp in zip(node._parents, node._vjp(g)):
+                if gp is None or not parent.requires_grad:
+                    continue
+                assert gp.shape == parent.data.shape, f"{node._op}: vjp shape {gp.shape} != {parent.data.shape}"
+                grads[parent] = gp if parent not in grads else grads[parent] + gp
+        if on_node is not None:
+            on_node(node, g, grads)
+    return leaves
