@@ -116,6 +116,7 @@ def flash_backward_torch(
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
 
+@export("attention.FlashAttentionTorch")
 class FlashAttentionTorch(torch.autograd.Function):
     """Autograd wrapper: saves ``q, k, v, O, L`` (O(N·d)), recomputes ``P`` tile by tile in backward."""
 
@@ -157,6 +158,7 @@ def flash_attention_torch(
         TypeError, ValueError: bad tensors (see :func:`check_qkv`) or block sizes.
 
     Example:
+        >>> from course_lib.attention import attention_ref
         >>> q, k, v = torch.randn(3, 1, 2, 10, 16).unbind(0)
         >>> torch.allclose(flash_attention_torch(q, k, v, block_m=4, block_n=3), attention_ref(q, k, v), atol=1e-6)
         True

@@ -52,9 +52,15 @@ def _finite(m: torch.Tensor) -> torch.Tensor:
 
 @export("attention.block_state")
 def block_state(s: torch.Tensor, v: torch.Tensor | None = None) -> SoftmaxState:
-    """The state of one block of scores ``s (Tensor[..., n])`` (and values ``v (Tensor[..., n, D])``)."""
-    _checks.tensor("s", s, floating=True)
-    m = s.amax(dim=-1)  # (...,)
+    """The state of one block of scores ``s (Tensor[..., n])`` (and values ``v (Tensor[..., n, D])``).
+
+    A block with no scores (``n = 0``) or only ``-inf`` ones gives the empty state.
+    """
+    _checks.tensor("s", s, ndim=range(1, 9), floating=True)
+    if s.shape[-1] == 0:  # no keys: the empty state
+        m = torch.full(s.shape[:-1], float("-inf"), dtype=s.dtype, device=s.device)
+    else:
+        m = s.amax(dim=-1)  # (...,)
     p = torch.exp(s - _finite(m)[..., None])  # (..., n); masked scores (-inf) give 0
     acc = None if v is None else p @ v  # (..., D)
     return SoftmaxState(m, p.sum(dim=-1), acc)

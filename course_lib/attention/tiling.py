@@ -37,14 +37,13 @@ def causal_tile_skipped(i: int, j: int, block_m: int, block_n: int) -> bool:
     return j * block_n > (i + 1) * block_m - 1
 
 
-def tile_kind(i: int, j: int, block_m: int, block_n: int, causal: bool) -> TileKind:
-    """``"full"``, ``"masked"`` (crossed by the diagonal) or ``"skipped"`` for tile ``(i, j)``."""
+def tile_kind(rows: range, cols: range, causal: bool) -> TileKind:
+    """``"full"``, ``"masked"`` (crossed by the diagonal) or ``"skipped"`` for the tile ``rows × cols``."""
     if not causal:
         return "full"
-    if causal_tile_skipped(i, j, block_m, block_n):
+    if cols.start > rows.stop - 1:  # = causal_tile_skipped for the tile's block indices
         return "skipped"
-    last_col = (j + 1) * block_n - 1
-    return "masked" if last_col > i * block_m else "full"
+    return "masked" if cols.stop - 1 > rows.start else "full"
 
 
 @export("attention.TileStep")
@@ -84,5 +83,5 @@ def tile_schedule(n: int, block_m: int, block_n: int, causal: bool = False) -> l
         rows = range(i * block_m, min(n, (i + 1) * block_m))
         for j in range(math.ceil(n / block_n)):
             cols = range(j * block_n, min(n, (j + 1) * block_n))
-            steps.append(TileStep(i, j, rows, cols, tile_kind(i, j, block_m, block_n, causal)))
+            steps.append(TileStep(i, j, rows, cols, tile_kind(rows, cols, causal)))
     return steps

@@ -1,0 +1,78 @@
+"""FlashAttention, from online softmax to a Triton kernel (chapter 9).
+
+Attention ``O = softmax(scale · Q Kᵀ) V`` written as the formula reads materialises two N×N
+matrices in main memory; for long sequences moving them dominates the run time and storing P for
+backward dominates memory. FlashAttention (Dao et al., 2022, https://arxiv.org/abs/2205.14135;
+FlashAttention-2, Dao 2023, https://arxiv.org/abs/2307.08691) computes the same O exactly, one
+tile of the score matrix at a time, with an *online softmax* that carries a running max ``m``,
+running sum ``l`` and partial output ``acc`` from tile to tile; backward recomputes P from the
+saved log-sum-exp instead of storing it.
+
+Layers, bottom-up (each module's docstring is its concept card):
+
+* :mod:`~course_lib.attention.reference` — :func:`attention_ref`, the spec.
+* :mod:`~course_lib.attention.online_softmax` — :func:`online_softmax`, :func:`merge_states`.
+* :mod:`~course_lib.attention.tiling` — the tile schedule and the causal skip condition.
+* :mod:`~course_lib.attention.flash_torch` — :func:`flash_attention_torch`, the tiled algorithm in PyTorch.
+* :mod:`~course_lib.attention.flash_triton` — the Triton kernels and :func:`flash_attention`
+  (``impl="triton" | "torch"``).
+* :mod:`~course_lib.attention.io_model`, :mod:`~course_lib.attention.memory` — HBM traffic and
+  memory kept for backward.
+* :mod:`~course_lib.attention.benchmark` — TFLOP/s against SDPA on a GPU.
+* :mod:`~course_lib.attention.tiling_view` — the widget; :mod:`~course_lib.attention.exercises`.
+
+Notebook: ``notebooks/09_flash_attention``. Tests: ``tests/test_attention*.py``.
+"""
+
+from course_lib.attention.benchmark import BenchRow, attention_flops, compare_with_sdpa
+from course_lib.attention.flash_torch import FlashAttentionTorch, flash_attention_torch
+from course_lib.attention.flash_triton import (
+    FlashAttention,
+    FlashAttentionTriton,
+    KernelConfig,
+    flash_attention,
+    flash_attention_ref,
+    flash_attention_triton,
+    supported_dtypes,
+)
+from course_lib.attention.io_model import (
+    HbmTraffic,
+    flash_attention_io,
+    flash_block_sizes,
+    standard_attention_io,
+)
+from course_lib.attention.memory import saved_for_backward_bytes
+from course_lib.attention.online_softmax import SoftmaxState, block_state, merge_states, online_softmax
+from course_lib.attention.reference import attention_ref
+from course_lib.attention.tiling import TileStep, causal_tile_skipped, tile_schedule
+from course_lib.attention.tiling_view import tiling_view, tiling_widget
+
+__all__ = [
+    "BenchRow",
+    "FlashAttention",
+    "FlashAttentionTorch",
+    "FlashAttentionTriton",
+    "HbmTraffic",
+    "KernelConfig",
+    "SoftmaxState",
+    "TileStep",
+    "attention_flops",
+    "attention_ref",
+    "block_state",
+    "causal_tile_skipped",
+    "compare_with_sdpa",
+    "flash_attention",
+    "flash_attention_io",
+    "flash_attention_ref",
+    "flash_attention_torch",
+    "flash_attention_triton",
+    "flash_block_sizes",
+    "merge_states",
+    "online_softmax",
+    "saved_for_backward_bytes",
+    "standard_attention_io",
+    "supported_dtypes",
+    "tile_schedule",
+    "tiling_view",
+    "tiling_widget",
+]
