@@ -1,0 +1,141 @@
+"""Medusa-1 training: fit the heads on the corpus with the base model frozen.
+
+Paper: Cai et al., "Medusa" (2024), §2.2.1 (Medusa-1). For a window x_0 … x_T, the frozen model
+gives hidden states h_0 … h_{T-1}; head k is trained with cross-entropy to predict x_{t+2+k}
+from h_t, and the heads' losses are summed with weights λ_k = 0.8^k (later heads are harder
+and matter less: a draft is only used up to its first wrong token):
+
+    L = Σ_k 0.8^k · mean_t CE(head_k(h_t), x_{t+2+k})
+
+:func:`head_accuracy` reports, per head, how often the true token is the head's top-1 guess and
+how often it is among its top-k — the numbers that bound how many drafted tokens a tree of
+that width can get accepted.
+
+Differences from the reference: trained on the corpus itself rather than on the base model's
+own generations (self-distillation, §2.3.2), on CPU, for a few hundred steps.
+Run ``python -m course_lib.speculative.train`` to retrain the committed heads.
+
+Notebook: ``10_medusa`` ("Training the heads"). Tests: ``tests/test_speculative.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from course_lib import _checks
+from course_lib.api import export
+from course_lib.lm.corpus import load_corpus, random_batch
+from course_lib.lm.model import GPT
+from course_lib.speculative.medusa_heads import MedusaHeads
+
+HEAD_DECAY = 0.8  # λ_k = 0.8 ** k, as in the reference
+
+
+@export("speculative.HeadAccuracy")
+@dataclass
+class HeadAccuracy:
+    """How often each head's guess is right on held-out windows."""
+
+    top1: list[float]  # per head: fraction where the true token is the head's argmax
+    topk: list[float]  # per head: fraction where the true token is among the head's top-k
+    k: int  # the k of ``topk``
+    base_top1: float  # the base model's own next-token top-1 accuracy, for comparison
+
+    def __str__(self) -> str:
+        rows = [f"base (offset 1): top-1 {self.base_top1:.3f}"]
+        rows += [f"head {i} (offset {i + 2}): top-1 {a:.3f}  top-{self.k} {b:.3f}"
+                 for i, (a, b) in enumerate(zip(self.top1, self.topk))]
+        return "\n".join(rows)
+
+
+def medusa_loss(model: GPT, heads: MedusaHeads, batch: torch.Tensor) -> torch.Tensor:
+    """The weighted Medusa-1 loss of ``batch`` (Tensor[B, T + 1]); the backbone gets no gradient."""
+    with torch.no_grad():
+        _, hidden = model(batch[:, :-1])  # (B, T, C)
+    logits = heads(hidden)  # (K, B, T, V)
+    T = hidden.shape[1]
+    loss = hidden.new_zeros(())
+    for k in range(heads.num_heads):
+        n = T - 1 - k  # positions t with a target x_{t+2+k} inside the window
+        if n <= 0:
+            break
+        target = batch[:, 2 + k : 2 + k + n]  # (B, n)
+        head_loss = F.cross_entropy(logits[k, :, :n].reshape(-1, logits.shape[-1]), target.reshape(-1))
+        loss = loss + HEAD_DECAY**k * head_loss
+    return loss
+
+
+@export("speculative.train_heads")
+def train_heads(model: GPT, heads: MedusaHeads, steps: int = 600, batch_size: int = 16, lr: float = 3e-3,
+                seed: int = 0, progress: bool = True) -> list[float]:
+    """Medusa-1: train ``heads`` on random training windows with ``model`` frozen.
+
+    Args:
+        model: the base model (left unchanged; its parameters get no gradient).
+        heads: the heads to train, in place.
+        steps: optimizer steps (AdamW, cosine-decayed learning rate).
+        batch_size: windows of ``block_size + 1`` bytes per step.
+        lr: peak learning rate.
+        seed: the batch order.
+        progress: show a tqdm bar.
+
+    Returns:
+        The loss of every step.
+    """
+    _checks.instance("model", model, GPT)
+    _checks.instance("heads", heads, MedusaHeads)
+    _checks.integer("steps", steps, minimum=1)
+    corpus = load_corpus()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    heads.train()
+    opt = torch.optim.AdamW(heads.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    bar = tqdm(range(steps), desc="medusa heads", disable=not progress)
+    for _ in bar:
+        loss = medusa_loss(model, heads, random_batch(corpus.train, batch_size, model.config.block_size + 1, gen))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    heads.eval()
+    return losses
+
+
+@export("speculative.head_accuracy")
+@torch.no_grad()
+def head_accuracy(model: GPT, heads: MedusaHeads, windows: torch.Tensor, k: int = 5) -> HeadAccuracy:
+    """Per-head top-1 and top-k accuracy on ``windows`` (Tensor[N, T + 1] of token ids).
+
+    Raises:
+        ValueError: ``k`` outside [1, vocab_size], windows shorter than ``num_heads + 2``.
+    """
+    _checks.tensor("windows", windows, ndim=2)
+    _checks.integer("k", k, minimum=1, maximum=heads.vocab_size)
+    if windows.shape[1] < heads.num_heads + 2:
+        raise ValueError(f"windows must have at least num_heads + 2 = {heads.num_heads + 2} tokens; "
+                         f"got shape {tuple(windows.shape)}")
+    windows = windows.long()
+    logits, hidden = model(windows[:, :-1])  # (N, T, V), (N, T, C)
+    base_top1 = (logits.argmax(-1) == windows[:, 1:]).float().mean().item()
+    head_logits = heads(hidden)  # (K, N, T, V)
+    T = hidden.shape[1]
+    top1, topk = [], []
+    for i in range(heads.num_heads):
+        n = T - 1 - i
+        target = windows[:, 2 + i : 2 + i + n]  # (N, n)
+        guesses = head_logits[i, :, :n].topk(k, dim=-1).indices  # (N, n, k)
+        top1.append((guesses[..., 0] == target).float().mean().item())
+        topk.append((guesses == target[..., None]).any(-1).float().mean().item())
+    return HeadAccuracy(top1, topk, k, base_top1)
