@@ -16,6 +16,7 @@ import random
 
 import torch
 
+from course_lib.distributed.ddp import assign_buckets
 from course_lib.exercises import Exercise, randn
 
 
@@ -84,19 +85,6 @@ ring_bytes = Exercise(
 )
 
 
-def _bucket_assignment(sizes_bytes: list[int], cap_bytes: int) -> list[list[int]]:
-    buckets, current, filled = [], [], 0
-    for i in reversed(range(len(sizes_bytes))):  # backward produces the last layer's grads first
-        current.append(i)
-        filled += sizes_bytes[i]
-        if filled >= cap_bytes:
-            buckets.append(current)
-            current, filled = [], 0
-    if current:
-        buckets.append(current)
-    return buckets
-
-
 def _bucket_case(rng: random.Random) -> dict:
     return {"sizes_bytes": [rng.choice([4, 40, 400, 4000]) * rng.randint(1, 9) for _ in range(rng.randint(0, 12))],
             "cap_bytes": rng.choice([1, 100, 1000, 10_000, 10**6])}
@@ -111,7 +99,7 @@ bucket_assignment = Exercise(
         close the bucket as soon as its total reaches cap_bytes (>=) and start a new one. A last,
         partly filled bucket is kept. Example: sizes [40, 4, 400, 12], cap 50 -> [[3, 2], [1, 0]].
     """,
-    reference=_bucket_assignment,
+    reference=assign_buckets,  # the library function SimpleDDP uses
     edge_cases=[{"sizes_bytes": [], "cap_bytes": 100}, {"sizes_bytes": [40, 4, 400, 12], "cap_bytes": 50},
                 {"sizes_bytes": [10, 10, 10], "cap_bytes": 10}, {"sizes_bytes": [10, 10, 10], "cap_bytes": 10**6}],
     random_case=_bucket_case,
