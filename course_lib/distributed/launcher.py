@@ -35,6 +35,7 @@ Tests: ``tests/test_distributed.py``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import multiprocessing as mp
 import os
@@ -213,6 +214,7 @@ def _worker_main(rank: int, world_size: int, port: int, backend: str, fn: Callab
                                     timeout=timedelta(seconds=timeout / 2))
             result = fn(*args, **kwargs)
             payload = pickle.dumps((result, time.process_time()))  # by value: we exit before the parent reads
+            gc.collect()  # free DDP reducers before their group goes (see training.main)
             dist.barrier()  # nobody tears the group down while a peer still uses it
             writer.flush()
             channel.put(("ok", rank, payload))
