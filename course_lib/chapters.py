@@ -62,7 +62,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             "the ring all-reduce stepper: chunks moving around N ranks", "optional",
             (Fallback("NCCL backend", "multi-gpu", "gloo on CPU processes"),)),
     Chapter(5, "api_export", "How frameworks export their APIs", "course_lib.api",
-            "(none: the chapter is about code; its picture is the registry table)", "optional"),
+            "no widget; a plot of per-call cost: bare function vs functools.wraps wrapper vs exported", "optional"),
     Chapter(9, "flash_attention", "FlashAttention: online softmax, tiling, Triton", "course_lib.attention",
             "the tiling visualiser: active Q/K/V blocks and the running softmax of one row", "useful",
             (Fallback("Triton kernels", "triton-native", "Triton's interpreter on the CPU (slow, exact)"),
