@@ -1,7 +1,7 @@
 """Reverse-mode automatic differentiation from scratch, checked against ``torch.autograd``.
 
 Modules, bottom-up: :mod:`~course_lib.autograd.engine` (topological sort and the backward
-pass), :mod:`~course_lib.autograd.tensor` (``Tensor`` and its ops), :mod:`~course_lib.autograd.gradcheck`
+pass), :mod:`~course_lib.autograd.grad_mode` (``no_grad``), :mod:`~course_lib.autograd.tensor` (``Tensor`` and its ops), :mod:`~course_lib.autograd.gradcheck`
 (central differences), :mod:`~course_lib.autograd.functions` (custom ``torch.autograd.Function``\\ s),
 :mod:`~course_lib.autograd.graph` (the backward-pass widget), :mod:`~course_lib.autograd.mlp`
 (the digits MLP on both engines), :mod:`~course_lib.autograd.cost` (the cheap-gradient ratio),
@@ -16,7 +16,8 @@ from course_lib.autograd.gradcheck import GradcheckError, gradcheck
 from course_lib.autograd.graph import BackwardTrace, backward_view, backward_widget, example_graph, trace_backward
 from course_lib.autograd.mlp import (DigitsConfig, DigitsRun, cross_entropy, init_params, load_digits_split,
                                      mlp_forward, train_digits)
-from course_lib.autograd.tensor import Tensor, is_grad_enabled, no_grad, unbroadcast
+from course_lib.autograd.grad_mode import is_grad_enabled, no_grad
+from course_lib.autograd.tensor import Tensor, unbroadcast
 
 __all__ = [
     "BackwardTrace", "DigitsConfig", "DigitsRun", "GradcheckError", "GradientCost", "Tensor", "backward_view",

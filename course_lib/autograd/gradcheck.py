@@ -27,7 +27,8 @@ import numpy as np
 
 from course_lib import _checks
 from course_lib.api import export
-from course_lib.autograd.tensor import Tensor, no_grad
+from course_lib.autograd.grad_mode import no_grad
+from course_lib.autograd.tensor import Tensor
 
 
 @export("autograd.GradcheckError")

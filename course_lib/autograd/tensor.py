@@ -3,7 +3,7 @@
 A ``Tensor`` wraps a NumPy array (``.data``) and, when gradients are wanted, remembers its
 parents and a vector-Jacobian product (vjp) — see :mod:`course_lib.autograd.engine`. The API
 mirrors ``torch.Tensor`` where it overlaps (``requires_grad``, ``.grad``, ``.backward(gradient=)``,
-``.detach()``, ``no_grad()``, ``sum(dim, keepdim)``, ``log_softmax(dim)``…), so the same model
+``.detach()``, ``sum(dim, keepdim)``, ``log_softmax(dim)``…), so the same model
 code runs on both engines — the digits MLP of the notebook does exactly that.
 
 The math of each vjp, for ``g = ∂L/∂out`` (``⊙`` elementwise, ``Σ↓`` = :func:`unbroadcast`):
@@ -23,7 +23,7 @@ Broadcasting follows NumPy/torch: shapes align from the right and size-1 dims st
 gradient of a stretched input is summed back over the stretched dims — :func:`unbroadcast`.
 
 Differences from torch: float64 only, CPU only (NumPy); indexing returns a copy, not a view;
-``no_grad`` is a process-wide switch (torch's is per thread); no in-place ops.
+no in-place ops. Grad mode (``no_grad``) lives in :mod:`~course_lib.autograd.grad_mode`.
 
 References: A. Paszke et al., *Automatic differentiation in PyTorch* (2017), whose eager,
 define-by-run design this follows; A. Karpathy's *micrograd*, the same engine over scalars.
@@ -33,9 +33,8 @@ Notebook: ``01_autograd``. Tests: ``tests/test_autograd.py``.
 
 from __future__ import annotations
 
-import contextlib
 import numbers
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,33 +42,9 @@ import torch
 
 from course_lib.api import export
 from course_lib.autograd.engine import run_backward
+from course_lib.autograd.grad_mode import is_grad_enabled
 
 Vjp = Callable[[np.ndarray], Sequence["np.ndarray | None"]]  # ∂L/∂out -> ∂L/∂parent, per parent
-
-_grad_enabled = True  # flipped by no_grad()
-
-
-@export("autograd.is_grad_enabled")
-def is_grad_enabled() -> bool:
-    """Whether new ops record the graph (False inside :func:`no_grad`)."""
-    return _grad_enabled
-
-
-@export("autograd.no_grad")
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Within this block ops record nothing: results have ``requires_grad=False``, no graph.
-
-    Use it for evaluation and for optimiser updates (``p.data -= lr * p.grad.data``), as with
-    ``torch.no_grad()``. Also works as a decorator.
-    """
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
 
 @export("autograd.unbroadcast")
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -189,7 +164,7 @@ class Tensor:
         """
         out = cls.__new__(cls)
         out.data, out.grad, out.name, out._op = np.asarray(data, dtype=np.float64), None, None, op
-        out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
+        out.requires_grad = is_grad_enabled() and any(p.requires_grad for p in parents)
         out._parents, out._vjp = (tuple(parents), vjp) if out.requires_grad else ((), None)
         return out
 
