@@ -389,6 +389,7 @@ for mode in ("fp16_master", "autocast"):
 #
 # **Bit editor** (`course_lib.numerics.bit_editor_widget`): click a bit to flip it, type a pattern
 # (`0x…`, `0b…`), or switch the format — the value is kept and shown in the new format's bits.
+# Text that is not a pattern of the format gets the reason in the caption.
 
 # %%
 from course_lib.numerics import bit_editor_widget, number_line_widget, value_widget
@@ -403,6 +404,10 @@ editor.controls["fmt"].value = "fp8_e4m3"
 assert editor.controls["bits"].value == "0xb8" and editor.value() == -1.0
 editor.controls["fmt"].value = "fp16"
 editor.bit_buttons[15].value = False
+editor.controls["bits"].value = "0x1zz"  # a typo: the caption says why, the bits stay on the last valid pattern
+assert "bits must be an integer like 0x3c00" in editor.caption.value
+assert [b.value for b in editor.bit_buttons] == [bool(0x3C00 >> i & 1) for i in range(16)]
+editor.controls["bits"].value = "0x3c00"
 
 # %% [markdown]
 # **A value in every format** (`course_lib.numerics.value_widget`): type a number and see its bits,

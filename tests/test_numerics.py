@@ -114,6 +114,20 @@ def test_encode_matches_torch_cast(name):
     assert not bad, f"{len(bad)} mismatches, e.g. {bad[:3]}"
 
 
+def test_encode_fp32_matches_torch_double_to_float_cast():
+    # encode rounds a float64 once; so does torch's float64 → float32 cast, subnormals and overflow included.
+    gen = torch.Generator().manual_seed(3)
+    exponents = torch.randint(-155, 130, (20_000,), generator=gen).double()
+    x = torch.randn(20_000, generator=gen, dtype=torch.float64) * torch.exp2(exponents)  # (20000,)
+    f32 = constants("fp32")
+    ties = [f32.max + (f32.max - neighbours(f32.max, "fp32", 1)[0]) / 2, f32.smallest_subnormal / 2,
+            f32.smallest_subnormal * 1.5, 1 + f32.eps / 2, 1 + 1.5 * f32.eps]
+    x = torch.cat([x, torch.tensor(ties + [-t for t in ties], dtype=torch.float64)])
+    ref = x.float().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    ours = torch.tensor([encode(v, "fp32") for v in x.tolist()])
+    assert torch.equal(ours, ref), f"{int((ours != ref).sum())} mismatches"
+
+
 @pytest.mark.parametrize("name", SMALL)
 def test_encode_nan(name):
     # NaN payloads differ (torch's bf16 cast gives 0xFFFF); what must hold is that NaN stays NaN.

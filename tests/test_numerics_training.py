@@ -148,6 +148,10 @@ def test_flushed_fraction():
     assert flushed_fraction(g, dtype=torch.bfloat16) == 0.0  # BF16 has FP32's range
     with pytest.raises(ValueError, match="loss_scale must be a number in \\(0.0, inf\\]"):
         flushed_fraction(g, 0.0)
+    with pytest.raises(TypeError, match="grads must have a floating-point dtype; got torch.int64"):
+        flushed_fraction(torch.tensor([1, 0, 3]))
+    with pytest.raises(TypeError, match="grads must be"):
+        flushed_fraction([1e-9, 1.0])
 
 
 def test_gradients_are_flat_fp32():
@@ -183,3 +187,17 @@ def test_train_bad_arguments(blobs):
     x, y, xe, ye = blobs
     with pytest.raises(ValueError, match="y has N=239"):
         train("fp32", x, y[:-1], xe, ye)
+    with pytest.raises(TypeError, match=r"y must have dtype in \(torch.int64, torch.uint8\); got torch.float32"):
+        train("fp32", x, y.float(), xe, ye)  # was cross_entropy's error from deep inside torch
+    with pytest.raises(TypeError, match="x_eval must have a floating-point dtype; got torch.int64"):
+        train("fp32", x, y, xe.long(), ye)
+    with pytest.raises(ValueError, match=r"y_eval must hold class labels in \[0, 3\].*to 7"):
+        train("fp32", x, y, xe, ye + 4)  # was an index error in the evaluation, after training
+    with pytest.raises(ValueError, match="at least one example; got N=0"):
+        train("fp32", x[:0], y[:0], xe, ye)
+    with pytest.raises(ValueError, match=r"config.batch_size must be an int in \[1, inf\]; got 0"):
+        train("fp32", x, y, xe, ye, TrainConfig(batch_size=0))  # was a NaN loss
+    with pytest.raises(ValueError, match=r"config.lr must be a number in \(0.0, inf\]"):
+        train("fp32", x, y, xe, ye, TrainConfig(lr=-0.1))
+    with pytest.raises(TypeError, match="config must be TrainConfig; got dict"):
+        train("fp32", x, y, xe, ye, {"steps": 3})

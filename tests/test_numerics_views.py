@@ -88,6 +88,30 @@ def test_bit_editor_widget_clicks_bits_and_switches_formats():
     assert w.controls["bits"].value == "0x5f00" and w.value() == 448.0
 
 
+@pytest.mark.parametrize("typed, message", [
+    ("zz", "bits must be an integer like 0x3c00 or 0b0011110000000000; got &#x27;zz&#x27;"),
+    ("1.5", "bits must be an integer like 0x3c00"),
+    ("", "bits must be an integer like 0x3c00"),
+    ("0x10000", "bits must be an int in [0, 65535]; got 65536"),
+    ("-1", "bits must be an int in [0, 65535]; got -1"),
+    ("9" * 5000, "got &#x27;" + "9" * 40 + "…&#x27;"),  # too long for int(); the message stays short
+])
+def test_bit_editor_shows_bad_typed_bits_in_the_caption(typed, message):
+    w = bit_editor_widget("fp16", 1.0)
+    with pytest.raises(ValueError):  # the view itself refuses with ValueError, nothing else
+        bit_editor_view("fp16", typed)
+    image = bytes(w.image.value)
+    w.controls["bits"].value = typed  # must not raise inside the widget's callbacks
+    assert w.caption.value.startswith("<pre>⚠ ") and message in w.caption.value
+    assert bytes(w.image.value) == image  # the last good picture stays
+    assert [b.value for b in w.bit_buttons] == [bool(0x3C00 >> i & 1) for i in range(16)]  # and its bits
+    w.bit_buttons[15].value = True  # a click starts again from the last valid pattern, 1.0
+    assert w.controls["bits"].value == "0xbc00" and "value = -1.0" in w.caption.value
+    w.controls["bits"].value = typed
+    w.controls["fmt"].value = "bf16"  # so does a format change
+    assert w.controls["bits"].value == "0xbf80" and "value = -1.0" in w.caption.value and len(w.bit_buttons) == 16
+
+
 def test_value_and_number_line_widgets_react():
     v = value_widget(0.1)
     before = v.caption.value
@@ -97,6 +121,8 @@ def test_value_and_number_line_widgets_react():
     before, image = n.caption.value, bytes(n.image.value)
     n.controls["value"].value = 0.1
     assert n.caption.value != before and bytes(n.image.value) != image and "value = 0.1;" in n.caption.value
+    n.controls["value"].value = 1e39  # beyond the view's range: its ValueError goes to the caption
+    assert n.caption.value.startswith("<pre>⚠ value must be a number in [-1e+38, 1e+38]; got 1e+39")
 
 
 # --- exercises: a correct alternative passes, wrong ones fail and name the input -------------

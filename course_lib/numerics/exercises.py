@@ -111,7 +111,7 @@ bf16_rounding = Exercise(
     hints=[
         "Truncating (bits >> 16) rounds toward zero; you need to round to nearest.",
         "Look at the low 16 bits: above 0x8000 round up, below round down, exactly 0x8000 round to the even one.",
-        "One expression does it: (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16.",
+        "Adding 0x7FFF before the shift rounds every tie down; add one more exactly when bit 16 (the last kept bit) is 1.",
     ],
 )
 

@@ -36,6 +36,7 @@ from course_lib.numerics.mixed_precision import MasterWeights, autocast, autocas
 
 Mode = Literal["fp32", "fp16", "fp16_master", "autocast"]
 MODES: tuple[Mode, ...] = ("fp32", "fp16", "fp16_master", "autocast")
+LABEL_DTYPES = (torch.int64, torch.uint8)  # the target dtypes F.cross_entropy takes as class indices
 
 
 @export("numerics.TrainConfig")
@@ -95,6 +96,19 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
         return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 
+def _check_config(config: TrainConfig) -> TrainConfig:
+    """Refuse a config that would train on nothing or diverge by construction."""
+    _checks.instance("config", config, TrainConfig)
+    for name in ("hidden", "steps", "batch_size", "growth_interval"):
+        _checks.integer(f"config.{name}", getattr(config, name), minimum=1)
+    _checks.integer("config.depth", config.depth, minimum=0)
+    _checks.integer("config.seed", config.seed, minimum=0)
+    _checks.real("config.lr", config.lr, minimum=0.0, open_min=True)
+    _checks.real("config.momentum", config.momentum, minimum=0.0, maximum=1.0)
+    _checks.real("config.init_scale", config.init_scale, minimum=0.0, open_min=True)
+    return config
+
+
 @export("numerics.train")
 def train(mode: Mode, x: torch.Tensor, y: torch.Tensor, x_eval: torch.Tensor, y_eval: torch.Tensor,
           config: TrainConfig | None = None) -> TrainResult:
@@ -110,16 +124,27 @@ def train(mode: Mode, x: torch.Tensor, y: torch.Tensor, x_eval: torch.Tensor, y_
         A :class:`TrainResult`.
 
     Raises:
-        ValueError: an unknown mode, or shapes that do not fit together.
+        TypeError: float inputs that are not floating point, labels that are not int64/uint8, a
+            ``config`` that is not a :class:`TrainConfig`.
+        ValueError: an unknown mode, shapes that do not fit together, no examples, labels
+            outside ``[0, y.max()]`` (the model has ``y.max() + 1`` outputs), or a config field
+            out of range (``steps``, ``batch_size`` < 1, ``lr`` <= 0 ...).
     """
     _checks.one_of("mode", mode, MODES)
-    config = config or TrainConfig()
+    config = _check_config(config or TrainConfig())
     dims = _checks.shape("x", _checks.tensor("x", x, floating=True), "N F")
-    _checks.shape("y", y, "N", dims)
-    _checks.shape("x_eval", x_eval, "M F", dims)
-    _checks.shape("y_eval", y_eval, "M", dims)
+    _checks.shape("y", _checks.tensor("y", y, dtypes=LABEL_DTYPES), "N", dims)
+    _checks.shape("x_eval", _checks.tensor("x_eval", x_eval, floating=True), "M F", dims)
+    _checks.shape("y_eval", _checks.tensor("y_eval", y_eval, dtypes=LABEL_DTYPES), "M", dims)
+    if not y.numel():
+        raise ValueError("x and y must hold at least one example; got N=0")
+    classes = int(y.max()) + 1
+    for name, labels in (("y", y), ("y_eval", y_eval)):
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            raise ValueError(f"{name} must hold class labels in [0, {classes - 1}] (the classes of y); "
+                             f"got labels from {int(labels.min())} to {int(labels.max())}")
     dev = runtime.device()
-    model = make_model(dims["F"], int(y.max()) + 1, config).to(dev)
+    model = make_model(dims["F"], classes, config).to(dev)
     x, y = x.to(dev), y.to(dev)
     low = torch.float16 if mode in ("fp16", "fp16_master") else torch.float32
     if low == torch.float16:

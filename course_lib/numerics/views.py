@@ -46,7 +46,8 @@ def parse_bits(bits: int | str, fmt: FormatLike) -> int:
         try:
             bits = int(bits.strip().replace("_", ""), 0)
         except ValueError:
-            raise ValueError(f"bits must be an integer like 0x3c00 or 0b0011110000000000; got {bits!r}") from None
+            shown = bits if len(bits) <= 40 else bits[:40] + "…"  # a pasted page stays one line
+            raise ValueError(f"bits must be an integer like 0x3c00 or 0b0011110000000000; got {shown!r}") from None
     return _checks.integer("bits", bits, minimum=0, maximum=(1 << f.bits) - 1)
 
 

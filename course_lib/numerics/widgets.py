@@ -5,7 +5,9 @@ headlessly and read the caption):
 
 * :class:`BitEditorWidget` — a format dropdown, the pattern as hex text, and one toggle button per
   bit (coloured by field). Clicking a bit flips it; changing the format keeps the *value* and
-  shows its bits in the new format.
+  shows its bits in the new format. Text that is not a pattern of the format ("zz", "0x10000")
+  puts the view's ``ValueError`` message in the caption (``ViewWidget`` does that) and leaves the
+  buttons on the last valid pattern; clicking a bit or switching the format starts from them.
 * :func:`value_widget` — type a value, see its bits and rounding error in every format.
 * :func:`number_line_widget` — a value and a window width; the representable values around it.
 
@@ -72,28 +74,40 @@ class BitEditorWidget(ViewWidget):
             button = widgets.ToggleButton(value=bool(bits >> index & 1), description=str(bits >> index & 1),
                                           tooltip=f"bit {index} ({kind})", button_style=_BUTTON_STYLE[kind],
                                           layout=widgets.Layout(width="30px", padding="0"))
-            button.observe(lambda change, i=index: self._on_click(i, change["new"]), names="value")
+            button.observe(lambda _change, i=index: self._on_click(i), names="value")
             self.bit_buttons.append(button)
         self._buttons_box.children = tuple(reversed(self.bit_buttons))
 
+    def _shown_bits(self) -> int:
+        """The pattern the bit buttons show: the last valid one, whatever the text says."""
+        return sum(int(button.value) << index for index, button in enumerate(self.bit_buttons))
+
     def _on_format(self, change: dict) -> None:
         old, new = change["old"], change["new"]
-        value = decode(parse_bits(self.controls["bits"].value, old), old)
+        try:
+            bits = parse_bits(self.controls["bits"].value, old)
+        except (ValueError, TypeError):  # the text is not a pattern: keep the buttons' value
+            bits = self._shown_bits()
+        value = decode(bits, old)
         self._format = new
         self._syncing = True  # the old buttons must not react while the pattern changes width
         self.controls["bits"].value = _hex(encode(value, new), new)
         self._syncing = False
         self._build_buttons()
 
-    def _on_click(self, index: int, is_set: bool) -> None:
+    def _on_click(self, index: int) -> None:
         if self._syncing:
             return
-        bits = parse_bits(self.controls["bits"].value, self._format)
-        if bool(bits >> index & 1) != is_set:
-            self.controls["bits"].value = _hex(flip_bit(bits, index, self._format), self._format)
+        # Start from the buttons, not the text: after invalid text ("zz") a click flips a bit of
+        # the last valid pattern instead of raising inside the callback.
+        before = self._shown_bits() ^ (1 << index)  # the buttons already show this click
+        self.controls["bits"].value = _hex(flip_bit(before, index, self._format), self._format)
 
     def _on_bits(self, _change: dict) -> None:
-        bits = parse_bits(self.controls["bits"].value, self._format)
+        try:
+            bits = parse_bits(self.controls["bits"].value, self._format)
+        except (ValueError, TypeError):  # ViewWidget shows the message; the buttons keep the last pattern
+            return
         self._syncing = True
         for index, button in enumerate(self.bit_buttons):
             button.value = bool(bits >> index & 1)
