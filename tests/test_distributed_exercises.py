@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 
 import pytest
 import torch
@@ -42,8 +43,17 @@ def _bytes_one_phase(numel, world_size, element_size, rank):
     return _bytes_from_library(numel, world_size, element_size, rank) // 2
 
 
-def _buckets_from_library(sizes_bytes, cap_bytes):
-    return assign_buckets(sizes_bytes, cap_bytes)
+def _buckets_by_prefix_sums(sizes_bytes, cap_bytes):
+    # Independent of assign_buckets (the reference): cut the reversed list wherever the running
+    # total since the last cut reaches the cap, found with prefix sums.
+    order = list(reversed(range(len(sizes_bytes))))
+    prefix = list(itertools.accumulate((sizes_bytes[i] for i in order), initial=0))
+    buckets, start = [], 0
+    for end in range(1, len(order) + 1):
+        if prefix[end] - prefix[start] >= cap_bytes or end == len(order):
+            buckets.append(order[start:end])
+            start = end
+    return buckets
 
 
 def _buckets_forward(sizes_bytes, cap_bytes):
@@ -78,7 +88,7 @@ def _hook_no_all_reduce(bucket, world_size, all_reduce):
 RIGHT_AND_WRONG = [
     (reduce_scatter_schedule, _schedule_from_library, [_schedule_off_by_one, _schedule_forward]),
     (ring_bytes, _bytes_from_library, [_bytes_textbook, _bytes_one_phase]),
-    (bucket_assignment, _buckets_from_library, [_buckets_forward, _buckets_strict]),
+    (bucket_assignment, _buckets_by_prefix_sums, [_buckets_forward, _buckets_strict]),
     (gradient_averaging_hook, _hook_right, [_hook_no_divide, _hook_no_all_reduce]),
 ]
 
@@ -103,6 +113,14 @@ def test_stub_counts_as_not_attempted_and_hints_and_solution_exist() -> None:
         result = exercise.check(stub, quiet=True)
         assert not result.passed and not result.attempted
         assert exercise.hints and "def " in exercise.solution()
+
+
+def test_bucket_reference_is_what_simple_ddp_uses() -> None:
+    # The exercise's reference is the library's assign_buckets; pin it to a hand-worked case
+    # and to an independent implementation on every edge case.
+    assert bucket_assignment.reference([40, 4, 400, 12], 50) == [[3, 2], [1, 0]]
+    for case in bucket_assignment.edge_cases:
+        assert bucket_assignment.reference(**case) == _buckets_by_prefix_sums(**case)
 
 
 def test_hook_reference_is_what_simple_ddp_computes() -> None:

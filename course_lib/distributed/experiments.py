@@ -10,6 +10,7 @@ every rank and returns plain data (lists, dicts, floats) that the notebook plots
 * :func:`time_all_reduces` — seconds per call of the three algorithms across message sizes.
 * :func:`compare_ddp` — :class:`~course_lib.distributed.SimpleDDP` against PyTorch's DDP and
   single-process full-batch training.
+* :func:`broadcast_state` — SimpleDDP's start: rank 0's parameters and buffers everywhere.
 * :func:`fail_on_rank`, :func:`bad_input_errors` — faults and bad input, on purpose.
 
 Notebook: ``04_ddp``. Tests: ``tests/test_distributed.py``.
@@ -191,6 +192,22 @@ def compare_ddp(steps: int = 5, bucket_cap_mb: float = 0.0005, per_rank_batch: i
             "simple_vs_single": max_diff(simple.module, single),
             "losses": mean_losses.tolist(), "buckets": len(simple.buckets),
             "launched_during_backward": overlapped}
+
+
+def broadcast_state() -> dict[str, list[float]]:
+    """Wrap a model whose parameters *and buffers* differ per rank; return what SimpleDDP left.
+
+    Returns:
+        ``weight`` and ``running_mean`` (a BatchNorm buffer) on this rank after construction:
+        rank 0's values on every rank.
+    """
+    rank = dist.get_rank()
+    module = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5)).to(worker_device())
+    with torch.no_grad():
+        module[0].weight.fill_(float(rank))
+        module[1].running_mean.fill_(10.0 + rank)
+    SimpleDDP(module)
+    return {"weight": module[0].weight.flatten().tolist(), "running_mean": module[1].running_mean.tolist()}
 
 
 def fail_on_rank(rank_to_fail: int, how: str = "raise") -> list[float]:

@@ -71,6 +71,25 @@ def _batch(cfg: TrainConfig, step: int, teacher: nn.Module) -> tuple[torch.Tenso
     return x, y
 
 
+def _check_config(cfg: TrainConfig) -> TrainConfig:
+    """Check every field of ``cfg`` (on one process, before any collective); return it.
+
+    Raises:
+        TypeError: ``cfg`` is not a :class:`TrainConfig`, or a field has the wrong type.
+        ValueError: an unknown ``ddp`` or a field out of range (``steps`` < 1 would leave no loss
+            to report; ``global_batch`` < 1 gives empty shards and a NaN loss).
+    """
+    _checks.instance("cfg", cfg, TrainConfig)
+    _checks.one_of("cfg.ddp", cfg.ddp, ("simple", "torch"))
+    for name in ("steps", "global_batch", "width"):
+        _checks.integer(f"cfg.{name}", getattr(cfg, name), minimum=1)
+    _checks.integer("cfg.depth", cfg.depth, minimum=0)
+    _checks.integer("cfg.seed", cfg.seed, minimum=0)
+    _checks.real("cfg.lr", cfg.lr, minimum=0, open_min=True)
+    _checks.real("cfg.bucket_cap_mb", cfg.bucket_cap_mb, minimum=0, open_min=True)
+    return cfg
+
+
 @export("distributed.run_training")
 def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train on every rank of the current process group; return the same summary on each rank.
@@ -82,11 +101,12 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         all-reduce launches and waits, in order); both ``None`` for PyTorch's DDP.
 
     Raises:
+        TypeError, ValueError: a bad ``cfg`` (:func:`_check_config`), or a ``global_batch`` not
+            divisible by the world size.
         RuntimeError: no initialised process group.
-        ValueError: an unknown ``ddp`` or a ``global_batch`` not divisible by the world size.
     """
+    _check_config(cfg)
     require_process_group("run_training")
-    _checks.one_of("cfg.ddp", cfg.ddp, ("simple", "torch"))
     rank, world = dist.get_rank(), dist.get_world_size()
     if cfg.global_batch % world:
         raise ValueError(f"cfg.global_batch must be divisible by the world size {world}; got {cfg.global_batch}")
@@ -146,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run under torchrun when its environment is set, else start ``--nproc`` local processes."""
     args = vars(_parser().parse_args(argv))
     nproc = args.pop("nproc")
-    cfg = TrainConfig(**args)
+    cfg = _check_config(TrainConfig(**args))  # here, not N times in the workers
     if "RANK" in os.environ and "MASTER_ADDR" in os.environ:  # started by torchrun
         rank, _ = init_from_env()
         try:
