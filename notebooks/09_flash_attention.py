@@ -384,7 +384,7 @@ for n in (1024, 4096, 16384):
 # %%
 from course_lib.attention import compare_with_sdpa
 
-if runtime.device().type == "cuda":
+if runtime.device().type == "cuda" and runtime.triton_mode() == "native":  # not with TRITON_INTERPRET=1
     print("GPU:", torch.cuda.get_device_name())
     rows = compare_with_sdpa(ns=(1024, 2048, 4096, 8192, 16384), ds=(64, 128))
     for r in rows:
@@ -406,8 +406,8 @@ if runtime.device().type == "cuda":
     fig.tight_layout()
     plt.show()
 else:
-    print("No CUDA GPU here: the throughput comparison is skipped. "
-          "Run this notebook on a GPU (e.g. Colab) to measure it.")
+    print(f"No CUDA GPU for Triton here (device {runtime.device()}, Triton mode {runtime.triton_mode()}): "
+          "the throughput comparison is skipped. Run this notebook on a GPU (e.g. Colab) to measure it.")
 
 # %% [markdown]
 # ## 6 · Widget: step through the loops

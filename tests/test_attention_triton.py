@@ -100,18 +100,35 @@ def test_unsupported_head_dims_and_dtypes_name_the_fallback():
         flash_attention(q, k, v)
     with pytest.raises(ValueError, match=r"config.block_m must be a power of two in \[16, 256\]; got 24"):
         flash_attention_triton(q.float(), k.float(), v.float(), fwd_config=KernelConfig(24, 16))
+    many = torch.zeros(65_536, 1, 1, 16, device=DEV)  # B·H indexes a grid axis capped at 65535
+    with pytest.raises(ValueError, match=r"supports B·H <= 65535 \(one grid axis\); got B=65536, H=1 .*"
+                                         r"Split the batch or use impl=\"torch\""):
+        flash_attention(many, many, many)
 
 
 @pytest.mark.skipif(triton_mode() != "interpreter", reason="the interpreter's limits")
 def test_interpreter_refuses_bf16_and_other_devices():
     assert torch.bfloat16 not in supported_dtypes()
     q, k, v = qkv(1, 1, 8, 16, torch.bfloat16)
-    with pytest.raises(TypeError, match="bfloat16 needs a GPU that supports it.*Use impl=\"torch\""):
+    with pytest.raises(TypeError, match="bfloat16 needs a GPU of compute capability >= 8.0.*Use impl=\"torch\""):
         flash_attention(q, k, v)
     meta = torch.zeros(1, 1, 8, 16, device="meta")
     with pytest.raises(ValueError,
                        match=r"must be on cpu for the Triton path here \(triton mode: interpreter\); got meta"):
         flash_attention(meta, meta, meta)
+
+
+def test_bf16_only_from_compute_capability_8(monkeypatch):
+    """torch.cuda.is_bf16_supported() says yes on a T4 (emulation); the Triton path does not take it."""
+    from course_lib.attention import flash_triton
+    from course_lib.runtime import GpuInfo
+
+    monkeypatch.setattr(flash_triton, "triton_mode", lambda: "native")
+    monkeypatch.setattr(flash_triton, "bf16_supported", lambda: True)
+    monkeypatch.setattr(flash_triton, "gpu_info", lambda: GpuInfo("Tesla T4", (7, 5), 15.0))
+    assert torch.bfloat16 not in supported_dtypes() and torch.float16 in supported_dtypes()
+    monkeypatch.setattr(flash_triton, "gpu_info", lambda: GpuInfo("NVIDIA A100", (8, 0), 40.0))
+    assert torch.bfloat16 in supported_dtypes()
 
 
 @pytest.mark.skipif(torch.bfloat16 not in supported_dtypes(), reason="needs a GPU with bf16")

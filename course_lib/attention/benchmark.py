@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from course_lib import _checks
 from course_lib.api import export
-from course_lib.attention.flash_triton import flash_attention
+from course_lib.attention.flash_triton import flash_attention, supported_dtypes
 
 TOKENS_PER_BATCH = 16 * 1024  # batch · N, as in the FlashAttention-2 benchmarks
 HIDDEN = 2048  # heads · d
@@ -104,7 +104,7 @@ def compare_with_sdpa(ns: Iterable[int] = (1024, 2048, 4096, 8192, 16384), ds: I
 
     rows = []
     for dtype in dtypes:
-        if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        if dtype not in supported_dtypes():  # bf16 before compute capability 8.0: not covered
             continue
         for d in ds:
             for n in ns:

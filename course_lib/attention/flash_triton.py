@@ -18,12 +18,13 @@ Differences from the production kernels (flash-attn, the Triton tutorial 06): no
 separate dK/dV and dQ kernels instead of atomics (deterministic, but dQ's loop recomputes P once
 more), ``delta`` computed with torch, fp32 matmuls in IEEE precision (not TF32) so fp32 results
 match the reference. Limitations: head dims 16..128 (padded to a power of two), q/k/v of the same
-head dim, fp32/fp16 (+ bf16 on GPUs that support it); under ``TRITON_INTERPRET=1`` (no GPU) the
-same kernels run on CPU tensors, exactly but slowly, and bf16 is refused (the interpreter gets it
-wrong). Causal masks are top-left aligned, as ``scaled_dot_product_attention(is_causal=True)``.
-Offsets are int32 (tensors under 2³¹ elements) and batch·heads must stay under 65 536 (the grid's
-second axis). Tested in the interpreter against SDPA and compiled ahead of time for sm_75, sm_80
-and sm_90 (no GPU needed) so code that only the GPU compiler rejects is caught too.
+head dim, fp32/fp16 (+ bf16 on GPUs with compute capability >= 8.0); under ``TRITON_INTERPRET=1``
+(no GPU) the same kernels run on CPU tensors, exactly but slowly, and bf16 is refused (the
+interpreter gets it wrong). Causal masks are top-left aligned, as
+``scaled_dot_product_attention(is_causal=True)``. Offsets are int32 (tensors under 2³¹ elements)
+and batch·heads must stay under 65 536 (the grid's second axis; larger inputs are refused).
+Tested in the interpreter against SDPA and compiled ahead of time for sm_75, sm_80 and sm_90 (no
+GPU needed) so code that only the GPU compiler rejects is caught too.
 
 The forward kernel takes the rescaling line as a ``tl.constexpr`` function ``RESCALE`` so that
 an exercise can plug in a learner's version; :func:`rescale_accumulator` is the real one.
@@ -50,6 +51,7 @@ from course_lib.runtime import bf16_supported, gpu_info, triton_device, triton_m
 # refused when compiling for a GPU); Python code uses LOG2_E.value.
 LOG2_E = tl.constexpr(1.4426950408889634)
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 128  # tl.dot needs >= 16; registers/shared memory bound the top
+MAX_BATCH_HEADS = 65_535  # batch·heads index the grid's second axis, which CUDA caps at 2^16 - 1
 
 
 @export("attention.flash_attention_ref")
@@ -249,8 +251,13 @@ class KernelConfig:
 
 @export("attention.supported_dtypes")
 def supported_dtypes() -> tuple[torch.dtype, ...]:
-    """The dtypes the Triton path takes here: bf16 only natively on a GPU that supports it."""
-    if triton_mode() == "native" and bf16_supported():
+    """The dtypes the Triton path takes here: bf16 only natively on a GPU that supports it.
+
+    That is compute capability >= 8.0: ``torch.cuda.is_bf16_supported()`` also says yes on
+    older GPUs (e.g. a T4) that only emulate bf16, for which the kernels are not tested.
+    """
+    info = gpu_info()
+    if triton_mode() == "native" and bf16_supported() and info is not None and info.capability >= (8, 0):
         return (torch.float32, torch.float16, torch.bfloat16)
     return (torch.float32, torch.float16)
 
@@ -290,13 +297,17 @@ def _check_triton_inputs(q: torch.Tensor, d: int) -> None:
                          f'got {q.device}. Move them with .to("{where.type}") or use impl="torch"')
     allowed = supported_dtypes()
     if q.dtype not in allowed:
-        why = (" (bfloat16 needs a GPU that supports it; Triton's interpreter computes it wrongly)"
+        why = (" (bfloat16 needs a GPU of compute capability >= 8.0; Triton's interpreter computes it wrongly)"
                if q.dtype == torch.bfloat16 else "")
         raise TypeError(f"the Triton path supports dtypes {', '.join(map(str, allowed))} here{why}; "
                         f'got {q.dtype}. Use impl="torch" for other dtypes')
     if not MIN_HEAD_DIM <= d <= MAX_HEAD_DIM:
         raise ValueError(f"the Triton path supports head dims D in [{MIN_HEAD_DIM}, {MAX_HEAD_DIM}]; got D={d}. "
                          'Use impl="torch" for other head dims')
+    batch_heads = q.shape[0] * q.shape[1]
+    if batch_heads > MAX_BATCH_HEADS:
+        raise ValueError(f"the Triton path supports B·H <= {MAX_BATCH_HEADS} (one grid axis); got B={q.shape[0]}, "
+                         f'H={q.shape[1]} (B·H={batch_heads}). Split the batch or use impl="torch"')
 
 
 def _check_config(config: KernelConfig) -> None:
