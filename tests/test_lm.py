@@ -174,6 +174,13 @@ def test_model_bad_input():
     model = tiny_model()
     with pytest.raises(ValueError, match="positions must lie in"):
         model(torch.zeros(1, TINY.block_size + 1, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"positions must lie in \[0, block_size=48\); got T=2 new tokens at "
+                                         r"positions -1\.\.0"):
+        model(torch.zeros(1, 2, dtype=torch.long), positions=torch.tensor([-1, 0]))
+    with pytest.raises(TypeError, match="positions must have dtype"):
+        model(torch.zeros(1, 2, dtype=torch.long), positions=torch.tensor([0.0, 1.0]))
+    with pytest.raises(TypeError, match="keep must have dtype"):
+        KVCache(TINY).compact(0, torch.tensor([True]))
     with pytest.raises(TypeError, match="idx must have dtype"):
         model(torch.zeros(1, 3))
     with pytest.raises(ValueError, match="attn_mask must have size|attn_mask has T"):

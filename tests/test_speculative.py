@@ -28,6 +28,7 @@ from course_lib.speculative import (
     head_accuracy,
     load_heads,
     medusa_generate,
+    medusa_step,
     medusa_tree,
     save_heads,
     token_label,
@@ -266,6 +267,57 @@ def test_greedy_medusa_is_lossless(tree, seed):
         rejected_some |= any(d == 0 for d in drafted)
         assert result.new_tokens.numel() == n and sum(len(s.accepted_nodes) for s in result.steps) >= n
     assert accepted_some and rejected_some  # both branches of the acceptance were exercised
+
+
+def test_greedy_medusa_with_the_committed_model_is_lossless_on_held_out_code():
+    """The committed model and heads (in float64: no argmax decided by rounding), held-out prompts,
+    lengths from 1 to 192 (up to the end of the context) and three trees — with trained heads, so
+    many drafted tokens are accepted, often on nodes that are not contiguous in the tree (the cache
+    compaction then has gaps to close)."""
+    from course_lib.lm import code_prompts, load_checkpoint, load_corpus
+
+    model, _ = load_checkpoint()
+    heads, _ = load_heads(model)
+    model, heads = model.double(), heads.double()
+    prompts = code_prompts(load_corpus().val, 10, 64)
+    runs = steps = drafted = gapped = 0
+    for i, prompt in enumerate(prompts):
+        for n in (1, 2, 7, 150) if i % 2 else (3, 41, 192):
+            plain = generate(model, prompt, n)
+            for tree in ("chain-4", "small", "large"):
+                result = medusa_generate(model, heads, prompt, n, tree=tree)
+                assert torch.equal(result.tokens, plain), (i, n, tree)
+                runs += 1
+                steps += len(result.steps)
+                drafted += sum(len(s.accepted_nodes) - 1 for s in result.steps)
+                gapped += sum(s.accepted_nodes != list(range(len(s.accepted_nodes))) for s in result.steps)
+    assert runs == 105 and drafted > steps  # more than one drafted token accepted per step on average
+    assert gapped > 0
+
+
+def test_medusa_step_bad_input():
+    model, heads = tiny()
+    tree = medusa_tree("small")
+    cache = KVCache(TINY, dtype=torch.float64)
+    logits, hidden = model(encode("ab")[None], cache=cache)
+    good = (logits[0, -1], heads(hidden[0, -1]))
+    with pytest.raises(ValueError, match=r"logits must have shape \(V,\) = \(256,\).*got \(2, 256\)"):
+        medusa_step(model, heads, cache, logits[0], good[1], tree)
+    with pytest.raises(ValueError, match=r"head_logits must have shape \(K, V\) with V=256 and K >= the tree's "
+                                         r"depth 3; got \(2, 256\)"):
+        medusa_step(model, heads, cache, good[0], good[1][:2], tree)
+    with pytest.raises(TypeError, match="logits must have a floating-point dtype"):
+        medusa_step(model, heads, cache, good[0].long(), good[1], tree)
+    with pytest.raises(TypeError, match="cache must be KVCache"):
+        medusa_step(model, heads, None, *good, tree)
+    with pytest.raises(ValueError, match="cache must hold one sequence"):
+        medusa_step(model, heads, KVCache(TINY, batch_size=2, dtype=torch.float64), *good, tree)
+    with pytest.raises(ValueError, match="acceptance must be one of"):
+        medusa_step(model, heads, cache, *good, tree, acceptance="sampled")
+    assert cache.length == 2  # nothing was appended by the refused calls
+    step, next_logits, next_heads = medusa_step(model, heads, cache, *good, tree)
+    assert cache.length == 2 + len(step.accepted_nodes) and next_logits.shape == (256,)
+    assert next_heads.shape == (4, 256)
 
 
 def test_heads_equal_to_the_base_head_accept_on_a_repeating_model():

@@ -90,7 +90,7 @@ class KVCache:
         Raises:
             ValueError: ``keep`` indexes beyond the filled length.
         """
-        _checks.tensor("keep", keep, ndim=1)
+        _checks.tensor("keep", keep, ndim=1, dtypes=(torch.long, torch.int))
         n = keep.numel()
         if n and (int(keep.min()) < 0 or start + int(keep.max()) >= self.length):
             raise ValueError(f"keep must index positions in [0, {self.length - start}); got {keep.tolist()}")
@@ -216,11 +216,13 @@ class GPT(nn.Module):
         if positions is None:
             positions = torch.arange(start, start + T, device=idx.device)
         else:
+            _checks.tensor("positions", positions, dtypes=(torch.long, torch.int))
             _checks.shape("positions", positions, "T", {"T": T})
-        if T == 0 or int(positions.max()) >= self.config.block_size:
+        if T == 0 or int(positions.min()) < 0 or int(positions.max()) >= self.config.block_size:
             raise ValueError(
                 f"positions must lie in [0, block_size={self.config.block_size}); got T={T} new tokens "
-                f"at positions up to {int(positions.max()) if T else None} (prompt + generated tokens must fit)"
+                f"at positions {int(positions.min()) if T else None}..{int(positions.max()) if T else None} "
+                "(prompt + generated tokens must fit)"
             )
         mask = None
         if attn_mask is not None or start > 0:
