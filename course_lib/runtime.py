@@ -65,9 +65,13 @@ def triton_device() -> torch.device:
 
 
 def bf16_supported() -> bool:
-    """Whether bfloat16 matrix math runs natively on :func:`device` (CPUs emulate it)."""
+    """Whether bfloat16 matrix math runs natively on :func:`device` (CPUs emulate it).
+
+    Natively means compute capability >= 8.0 (Ampere on): ``torch.cuda.is_bf16_supported()``
+    alone also says yes on older GPUs such as Colab's T4, which only emulate bf16.
+    """
     if device().type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return False
 
 

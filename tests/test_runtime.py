@@ -39,6 +39,18 @@ def test_device_follows_cuda_availability():
         assert not runtime.bf16_supported() and runtime.triton_device().type == "cpu"
 
 
+def test_bf16_supported_means_native_not_emulated(monkeypatch):
+    asked = []
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:  # a T4: emulation only
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(runtime, "device", lambda: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert runtime.bf16_supported() is False and asked == [False]
+
+
 def test_doctor_report_names_versions_device_and_fallbacks():
     r = report()
     text = str(r)
