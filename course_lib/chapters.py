@@ -63,6 +63,10 @@ CHAPTERS: tuple[Chapter, ...] = (
             (Fallback("NCCL backend", "multi-gpu", "gloo on CPU processes"),)),
     Chapter(5, "api_export", "How frameworks export their APIs", "course_lib.api",
             "no widget; a plot of per-call cost: bare function vs functools.wraps wrapper vs exported", "optional"),
+    Chapter(6, "self_supervised", "Self-supervised learning: NCE, InfoNCE, CPC and mutual information",
+            "course_lib.contrastive",
+            "the InfoNCE explorer: similarity matrix, each row's softmax with the positive outlined, "
+            "loss and log N - loss bound", "optional"),
     Chapter(9, "flash_attention", "FlashAttention: online softmax, tiling, Triton", "course_lib.attention",
             "the tiling visualiser: active Q/K/V blocks and the running softmax of one row", "useful",
             (Fallback("Triton kernels", "triton-native", "Triton's interpreter on the CPU (slow, exact)"),

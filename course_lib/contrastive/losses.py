@@ -1,0 +1,178 @@
+"""InfoNCE and NT-Xent: contrastive losses with in-batch negatives, from ``logsumexp`` up.
+
+Paper: van den Oord, Li & Vinyals, *Representation Learning with Contrastive Predictive Coding*
+(2018) for InfoNCE; Chen et al., *A Simple Framework for Contrastive Learning of Visual
+Representations* (SimCLR, ICML 2020) for NT-Xent; Radford et al. (CLIP, 2021) for the
+symmetric form.
+
+The math. Queries ``q_i`` and keys ``k_i`` (``i = 1..N``) come in positive pairs; every other
+key in the batch is a negative for ``q_i``. With similarities ``s_ij = q_i·k_j / τ``
+(cosine when ``normalize=True``), the loss of row ``i`` is a cross-entropy whose target is the
+diagonal::
+
+    ℓ_i = -log( exp(s_ii) / Σ_j exp(s_ij) ) = logsumexp_j(s_ij) - s_ii
+
+``symmetric=True`` averages this with the same loss over columns (keys choosing among queries),
+as CLIP does. NT-Xent (SimCLR) puts both views of N examples into one batch of ``2N`` vectors
+``z``; the positive of ``z_i`` is its other view ``z_{(i+N) mod 2N}``, and ``z_i`` itself is
+removed from the denominator (its self-similarity would otherwise be the largest logit)::
+
+    ℓ_i = logsumexp_{j ≠ i}(s_ij) - s_{i,(i+N) mod 2N}
+
+Differences from the references: written directly with ``torch.logsumexp`` rather than by
+calling ``F.cross_entropy`` (the tests check both agree, forward and backward); the temperature
+is a fixed number (CLIP learns ``log 1/τ``; pass a tensor-valued logit scale yourself if you
+need that). Limitations: one device; negatives are the batch only (no memory bank or queue as
+in MoCo).
+
+Notebook: ``06_self_supervised`` §2 (InfoNCE) and §3 (NT-Xent). Tests: ``tests/test_contrastive.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from course_lib import _checks
+from course_lib.api import export
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+@export("contrastive.info_nce_from_logits")
+def info_nce_from_logits(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """InfoNCE of a square score matrix whose positives are on the diagonal.
+
+    Args:
+        logits (Tensor[N, N]): ``logits[i, j]`` scores query ``i`` against key ``j``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-row losses, ``Tensor[N]``).
+
+    Returns:
+        The loss: a scalar, or ``Tensor[N]`` for ``reduction="none"``.
+
+    Raises:
+        TypeError: ``logits`` is not a floating-point tensor.
+        ValueError: ``logits`` is not square, or an unknown ``reduction``.
+
+    Example:
+        >>> info_nce_from_logits(torch.zeros(4, 4))  # uniform scores: log 4
+        tensor(1.3863)
+    """
+    _checks.tensor("logits", logits, ndim=2, floating=True)
+    _checks.shape("logits", logits, "N N")
+    _checks.one_of("reduction", reduction, REDUCTIONS)
+    # logsumexp subtracts the row max before exponentiating: exact for logits of any size.
+    losses = torch.logsumexp(logits, dim=1) - logits.diagonal()  # (N,)
+    return _reduce(losses, reduction)
+
+
+@export("contrastive.info_nce")
+def info_nce(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    temperature: float = 0.1,
+    *,
+    symmetric: bool = False,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """InfoNCE with in-batch negatives: query ``i`` must pick key ``i`` among all ``N`` keys.
+
+    Args:
+        queries (Tensor[N, D]): one embedding per example (e.g. the first view, or the image).
+        keys (Tensor[N, D]): its positive partner in the same row (the second view, or the text).
+        temperature: ``τ > 0``; the logits are ``similarity / τ``.
+        symmetric: also score keys against queries and average the two losses (CLIP, SimCLR).
+        normalize: L2-normalise both sides first, so the similarity is the cosine.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-example losses, ``Tensor[N]``).
+
+    Returns:
+        The loss: a scalar, or ``Tensor[N]`` for ``reduction="none"``.
+
+    Raises:
+        TypeError: a non-tensor or non-float input, a non-number temperature, mismatched dtypes.
+        ValueError: wrong dims, mismatched shapes, devices, ``temperature <= 0``, unknown reduction.
+
+    Example:
+        >>> q = torch.randn(8, 16); info_nce(q, q + 0.1 * torch.randn(8, 16), 0.1)  # doctest: +SKIP
+    """
+    _checks.tensor("queries", queries, ndim=2, floating=True)
+    _checks.tensor("keys", keys, ndim=2, floating=True)
+    dims = _checks.shape("queries", queries, "N D")
+    _checks.shape("keys", keys, "N D", dims)
+    _checks.same_device(queries=queries, keys=keys)
+    _checks.same_dtype(queries=queries, keys=keys)
+    tau = _checks.real("temperature", temperature, minimum=0.0, open_min=True)
+    _checks.one_of("reduction", reduction, REDUCTIONS)
+    if normalize:
+        queries, keys = F.normalize(queries, dim=1), F.normalize(keys, dim=1)
+    logits = queries @ keys.T / tau  # (N, N): row i is query i against every key
+    losses = info_nce_from_logits(logits, reduction="none")  # (N,)
+    if symmetric:
+        losses = 0.5 * (losses + info_nce_from_logits(logits.T, reduction="none"))
+    return _reduce(losses, reduction)
+
+
+@export("contrastive.nt_xent_targets")
+def nt_xent_targets(n: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The index of each view's positive in a NT-Xent batch of ``2n``: ``(i + n) mod 2n``.
+
+    Returns:
+        Tensor[2n] of int64: ``[n, n+1, …, 2n-1, 0, 1, …, n-1]``.
+    """
+    n = _checks.integer("n", n, minimum=1)
+    return (torch.arange(2 * n, device=device) + n) % (2 * n)
+
+
+@export("contrastive.nt_xent")
+def nt_xent(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.5,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """NT-Xent (SimCLR): 2N views, each must find its partner among the other 2N - 1.
+
+    Args:
+        z1 (Tensor[N, D]): projections of the first augmented view of each example.
+        z2 (Tensor[N, D]): projections of the second view, row for row.
+        temperature: ``τ > 0`` (SimCLR's default is 0.5).
+        normalize: L2-normalise first (SimCLR's cosine similarity).
+        reduction: ``"mean"`` (over all 2N views, as in SimCLR), ``"sum"`` or ``"none"``
+            (``Tensor[2N]``, the rows of ``z1`` then those of ``z2``).
+
+    Returns:
+        The loss: a scalar, or ``Tensor[2N]`` for ``reduction="none"``.
+
+    Raises:
+        TypeError / ValueError: as :func:`info_nce`.
+    """
+    _checks.tensor("z1", z1, ndim=2, floating=True)
+    _checks.tensor("z2", z2, ndim=2, floating=True)
+    dims = _checks.shape("z1", z1, "N D")
+    _checks.shape("z2", z2, "N D", dims)
+    _checks.same_device(z1=z1, z2=z2)
+    _checks.same_dtype(z1=z1, z2=z2)
+    tau = _checks.real("temperature", temperature, minimum=0.0, open_min=True)
+    _checks.one_of("reduction", reduction, REDUCTIONS)
+    z = torch.cat([z1, z2], dim=0)  # (2N, D)
+    if normalize:
+        z = F.normalize(z, dim=1)
+    logits = z @ z.T / tau  # (2N, 2N)
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    # -inf, not a large negative number: exp(-inf) is exactly 0, and logsumexp handles it.
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    targets = nt_xent_targets(dims["N"], device=z.device)  # (2N,)
+    positives = logits.gather(1, targets[:, None]).squeeze(1)  # (2N,)
+    losses = torch.logsumexp(logits, dim=1) - positives  # (2N,)
+    return _reduce(losses, reduction)
