@@ -67,6 +67,9 @@ CHAPTERS: tuple[Chapter, ...] = (
             "course_lib.contrastive",
             "the InfoNCE explorer: similarity matrix, each row's softmax with the positive outlined, "
             "loss and log N - loss bound", "optional"),
+    Chapter(8, "deformable_conv", "Deformable convolution: learning where to look", "course_lib.deform",
+            "the sampling-offsets visualiser: regular vs deformed 3×3 grid, offsets, bilinear neighbours "
+            "and weights, mask sizes", "optional"),
     Chapter(9, "flash_attention", "FlashAttention: online softmax, tiling, Triton", "course_lib.attention",
             "the tiling visualiser: active Q/K/V blocks and the running softmax of one row", "useful",
             (Fallback("Triton kernels", "triton-native", "Triton's interpreter on the CPU (slow, exact)"),

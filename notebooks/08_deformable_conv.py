@@ -1,0 +1,383 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 8 · Deformable convolution: learning where to look
+#
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-systems-course/dl-systems-course/blob/main/notebooks/08_deformable_conv.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/dl-systems-course/dl-systems-course/main?labpath=notebooks%2F08_deformable_conv.ipynb)
+#
+# A convolution looks at every position through the same rigid $k \times k$ window. Objects in
+# images do not keep still: they are rotated, scaled, bent. A deformable convolution (Dai et al.,
+# 2017) keeps the kernel but lets the network **move each of its $k^2$ sampling points**, a
+# different amount at every position, by predicting offsets with an ordinary conv — and reads the
+# input between pixels by bilinear interpolation, so the offsets are learned by gradient descent.
+# DCNv2 (Zhu et al., 2019) adds a learned weight (a *mask*) per sampling point.
+#
+# This chapter: why a fixed grid cannot adapt → the idea and the bilinear sampling it rests on →
+# `deform_conv2d` in ~30 lines of PyTorch (gather, im2col, one matmul), checked against
+# `torchvision.ops.deform_conv2d` forward and backward → an experiment where a grid *learns* to
+# stretch → a widget to see where the kernel reads → exercises.
+
+# %%
+import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
+
+# %%
+import inspect
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+import torchvision.ops
+
+from course_lib import runtime
+
+torch.set_num_threads(1)  # the ops here are tiny; on a shared CPU extra threads only spin-wait
+dev = runtime.device()
+print("device:", dev)
+
+# %% [markdown]
+# ## 1 · A fixed grid cannot follow the object
+#
+# A 3×3 convolution at output $(y, x)$ reads the nine pixels $(y - 1 + i,\; x - 1 + j)$,
+# $i, j \in \{0, 1, 2\}$ — the same pattern everywhere, on every image. If the stroke of a digit
+# runs diagonally, or the digit is twice as large, the kernel still reads the same nine pixels;
+# the only way a CNN copes is to learn many kernels (one per orientation and scale) and stack
+# layers until the receptive field is big enough. Below, the widget of §5 shows the sampling
+# points of one output position (blue circles: the regular grid) — first with zero offsets,
+# then with offsets that rotate the grid by 45°: the red dots are where the kernel reads now,
+# and each arrow is one offset. The right-hand panel shows the nine values the kernel reads.
+
+# %%
+from course_lib.deform import sampling_view
+
+for preset, strength in (("zero", 0.0), ("rotation", 1.0)):
+    shown = sampling_view(preset, strength, y=5, x=6, tap=2)
+    print(shown.caption.splitlines()[0])
+plt.show()
+
+# %% [markdown]
+# ## 2 · The idea: offsets, bilinear sampling, a mask
+#
+# With $K = k_h k_w$ taps $p_k = (i \cdot d_h,\; j \cdot d_w)$ (dilation $d$), a convolution with
+# stride $s$ and padding $p$ computes
+# $\;\mathrm{out}(y, x) = \sum_k w_k \cdot \mathrm{in}(p_0 + p_k)$ with $p_0 = (ys - p,\; xs - p)$.
+# The deformable convolution adds an offset $\Delta p_k(y, x)$ and (DCNv2) a mask
+# $\Delta m_k(y, x) \in [0, 1]$, both **predicted from the input by a plain conv**:
+#
+# $$\mathrm{out}(y, x) = \sum_{k} w_k \cdot \Delta m_k(y, x) \cdot \mathrm{in}\big(p_0 + p_k + \Delta p_k(y, x)\big).$$
+#
+# $p_0 + p_k + \Delta p_k$ is fractional, so $\mathrm{in}(\cdot)$ is **bilinear interpolation**:
+# with $y_0 = \lfloor y \rfloor$, $l_y = y - y_0$ (same for $x$),
+#
+# $$\mathrm{in}(y, x) = (1-l_y)(1-l_x)\,v_{y_0,x_0} + (1-l_y)\,l_x\,v_{y_0,x_0+1} + l_y(1-l_x)\,v_{y_0+1,x_0} + l_y l_x\,v_{y_0+1,x_0+1},$$
+#
+# pixels outside the image counting as 0. It is linear in $l_y, l_x$ between pixels, so
+# $\partial\,\mathrm{out} / \partial \Delta p$ exists (the difference of neighbouring pixels):
+# that is all it takes to learn the offsets by backpropagation.
+# `course_lib.deform.bilinear_sample` is that formula on four gathered corners:
+
+# %%
+from course_lib.deform import bilinear_neighbours, bilinear_sample
+from course_lib.deform.sampling import _bilinear_sample
+
+print(inspect.getsource(_bilinear_sample))
+
+# %% tags=["nbval-check-output"]
+img = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], dtype=torch.float64)  # a 2×2 image
+points_y = torch.tensor([[0.0, 0.5, 0.25, 1.0, -0.5, 2.0]], dtype=torch.float64)
+points_x = torch.tensor([[1.0, 0.5, 0.75, 1.5, 0.0, 0.0]], dtype=torch.float64)
+values = bilinear_sample(img, points_y, points_x)[0, 0]
+for py, px, v in zip(points_y[0].tolist(), points_x[0].tolist(), values.tolist()):
+    w = bilinear_neighbours(torch.tensor(py), torch.tensor(px)).weights
+    print(f"({py:5.2f}, {px:5.2f}) -> {v:.4f}   corner weights {[round(t, 4) for t in w.tolist()]}")
+assert values[1] == 1.5  # the centre is the mean of the four pixels
+assert values[3] == 1.5  # (1, 1.5): half of pixel (1, 1) = 3, half of the zero padding
+assert values[5] == 0.0  # on the border of the padding: exactly zero, as torchvision
+
+# %% [markdown]
+# ## 3 · The implementation: gather, im2col, one matmul
+#
+# A convolution is a matrix product once the input is rearranged into **columns** ("im2col"):
+# for each output position, the $C_{in} K$ values its kernel reads. The deformable convolution
+# only changes *where* the columns are read from. `course_lib.deform.deform_conv2d` — same
+# arguments and tensor layout as `torchvision.ops.deform_conv2d`:
+#
+# * `offset` is `(B, 2·G·K, H_out, W_out)`: channel $2k$ is $\Delta y$ and $2k+1$ is $\Delta x$ of
+#   tap $k = i k_w + j$ — (dy, dx) pairs interleaved; $G$ *offset groups* each move the taps of
+#   $C_{in}/G$ input channels;
+# * `mask` is `(B, G·K, H_out, W_out)`, or `None` for DCNv1;
+# * the weight is `(C_out, C_in/groups, kh, kw)`, as in `F.conv2d`, including weight groups.
+
+# %%
+from course_lib.deform import deform_conv2d, sampling_positions
+
+print(inspect.getsource(sampling_positions).split('"""')[0] + "...")
+print(inspect.getsource(sampling_positions).split('"""')[2])
+print(inspect.getsource(deform_conv2d).split('"""')[0] + "...")
+print(inspect.getsource(deform_conv2d).split('"""')[2])
+
+# %% [markdown]
+# There is no hand-written backward: autograd differentiates the gather (a scatter-add into
+# the input's gradient), the bilinear weights (the offsets' gradient), the mask product and the
+# matmul. The check against torchvision's C++/CUDA kernels, which have hand-written backward
+# passes — forward **and all five gradients**, on an awkward configuration (odd sizes, stride 2,
+# dilation 2, 2 weight groups, 3 offset groups, offsets large enough to sample outside the image):
+
+# %%
+def configuration(mask: bool, seed: int = 0) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    b, c, h, w, kh, kw = 3, 6, 7, 9, 3, 2
+    h_out, w_out = (h + 2 * 2 - 2 * (kh - 1) - 1) // 2 + 1, (w + 2 * 2 - 2 * (kw - 1) - 1) // 2 + 1
+    args = {"input": torch.randn(b, c, h, w, generator=gen, dtype=torch.float64),
+            "offset": 3 * torch.randn(b, 2 * 3 * kh * kw, h_out, w_out, generator=gen, dtype=torch.float64),
+            "weight": torch.randn(4, c // 2, kh, kw, generator=gen, dtype=torch.float64),
+            "bias": torch.randn(4, generator=gen, dtype=torch.float64),
+            "mask": torch.rand(b, 3 * kh * kw, h_out, w_out, generator=gen, dtype=torch.float64) if mask else None}
+    return {k: (v.to(dev).requires_grad_() if v is not None else None) for k, v in args.items()}
+
+
+for use_mask in (False, True):
+    args = configuration(use_mask)
+    ours = deform_conv2d(**args, stride=2, padding=2, dilation=2)
+    ref = torchvision.ops.deform_conv2d(**args, stride=2, padding=2, dilation=2)
+    leaves = [v for v in args.values() if v is not None]
+    grad_out = torch.randn_like(ref)
+    g_ours = torch.autograd.grad(ours, leaves, grad_out)
+    g_ref = torch.autograd.grad(ref, leaves, grad_out)
+    py, px = sampling_positions(args["offset"].detach(), (3, 2), stride=2, padding=2, dilation=2)
+    outside = ((py <= -1) | (py >= 7) | (px <= -1) | (px >= 9)).double().mean().item()  # read as exactly 0
+    gaps = [(a - b).abs().max().item() for a, b in zip(g_ours, g_ref)]
+    print(f"{'DCNv2 (mask)' if use_mask else 'DCNv1 (no mask)'}: out {tuple(ours.shape)}, "
+          f"max |ours - torchvision| = {(ours - ref).abs().max().item():.1e}; gradients "
+          + ", ".join(f"{n} {g:.1e}" for n, g in zip([k for k, v in args.items() if v is not None], gaps))
+          + f"; {outside:.0%} of the sampling points lie wholly outside the image")
+    assert torch.allclose(ours, ref, atol=1e-12) and all(g < 1e-10 for g in gaps)
+
+# %% [markdown]
+# Two identities that pin the semantics down. With zero offsets and a mask of ones the
+# deformable convolution *is* `F.conv2d`. And offsets that scale the 3×3 grid by 2 about its
+# centre, $\Delta p_k = (2 - 1)(p_k - c)$ (`course_lib.deform.scale_offsets`), turn it into a
+# **dilation-2** convolution — a dilated convolution is a deformable one with a constant offset
+# field:
+
+# %%
+from course_lib.deform import offset_field, scale_offsets
+
+x = torch.randn(2, 3, 11, 13, dtype=torch.float64, device=dev)
+w = torch.randn(5, 3, 3, 3, dtype=torch.float64, device=dev)
+zero = torch.zeros(2, 18, 11, 13, dtype=torch.float64, device=dev)
+assert torch.allclose(deform_conv2d(x, zero, w, padding=1), F.conv2d(x, w, padding=1), atol=1e-12)
+assert torch.allclose(deform_conv2d(x, zero, w, padding=1, mask=torch.ones(2, 9, 11, 13, dtype=torch.float64, device=dev)),
+                      F.conv2d(x, w, padding=1), atol=1e-12)
+dilate = offset_field(scale_offsets(3, 3, 2.0).to(dev), 2, 11, 13)
+print("offsets (dy, dx) per tap for scale 2:", scale_offsets(3, 3, 2.0).reshape(9, 2).tolist())
+assert torch.allclose(deform_conv2d(x, dilate, w, padding=1), F.conv2d(x, w, padding=2, dilation=2), atol=1e-12)
+print("deform_conv2d(zero offsets) == F.conv2d;  deform_conv2d(scale-2 offsets) == F.conv2d(dilation=2)")
+
+# %% [markdown]
+# ### The layer
+#
+# `course_lib.deform.DeformConv2d` is the layer of the papers: a plain conv (`offset_conv`, same
+# kernel size, stride, padding and dilation) predicts the offsets and mask logits from the
+# input, then `deform_conv2d` runs. `offset_conv` starts at zero (as in DCNv2), and the mask is
+# $2\sigma(\cdot) \in (0, 2)$ (the paper's $\sigma$ would start at 0.5), so a fresh layer is
+# *exactly* a plain convolution and training bends the grid only where it helps. (torchvision's `DeformConv2d` takes the offsets as arguments instead;
+# given ours, it computes the same.)
+
+# %%
+from course_lib.deform import DeformConv2d
+
+torch.manual_seed(0)
+layer = DeformConv2d(4, 8, 3, padding=1, offset_groups=2).double().to(dev)
+x = torch.randn(2, 4, 9, 9, dtype=torch.float64, device=dev)
+assert torch.allclose(layer(x), F.conv2d(x, layer.weight, layer.bias, padding=1), atol=1e-12)
+with torch.no_grad():
+    layer.offset_conv.weight.normal_(0, 0.2)  # pretend it has been trained
+offset, mask = layer.offsets_and_mask(x)
+tv_layer = torchvision.ops.DeformConv2d(4, 8, 3, padding=1).double().to(dev)
+tv_layer.load_state_dict({"weight": layer.weight, "bias": layer.bias})
+assert torch.allclose(layer(x), tv_layer(x, offset, mask), atol=1e-12)
+print(layer)
+print(f"offsets in [{offset.min().item():.2f}, {offset.max().item():.2f}] px, "
+      f"mask in [{mask.min().item():.2f}, {mask.max().item():.2f}]; same output as torchvision.ops.DeformConv2d")
+
+# %% [markdown]
+# ## 4 · Experiment: can the grid learn to stretch?
+#
+# The task: imitate a 3×3 convolution with **dilation 2** (it sees a 5×5 neighbourhood) on
+# handwritten digits (scikit-learn's bundled 8×8 digits, upsampled to 16×16). Two contestants:
+#
+# * a **plain 3×3 conv** with the best weights that exist — solved exactly by least squares
+#   (`plain_conv_best_fit`), so no optimiser luck is involved;
+# * a **deformable 3×3 conv** whose offsets form the one-parameter family
+#   `scale_offsets(3, 3, s)`: $s = 1$ is the plain grid, $s = 2$ the dilated one. We measure its
+#   error across $s$ (`scale_sweep`), then let **gradient descent find $s$** from $s = 1$
+#   (`learn_scale`) — the gradient reaches $s$ only through bilinear sampling.
+#
+# Error is $\lVert \mathrm{out} - \mathrm{target}\rVert^2 / \lVert\mathrm{target}\rVert^2$.
+
+# %%
+from course_lib.deform import dilation_task, learn_scale, plain_conv_best_fit, scale_sweep
+
+task = dilation_task(n=16)
+plain = plain_conv_best_fit(task)
+scales = [0.5 + 0.05 * i for i in range(51)]  # 0.5 .. 3.0
+sweep = scale_sweep(task, scales)
+history = learn_scale(task, start=1.0, steps=60)
+learned_s, learned_err = history[-1]
+print(f"best plain 3x3 conv (least squares):  error {plain:.4f}")
+print(f"deformable, plain grid (s = 1):       error {sweep[scales.index(1.0)]:.4f}")
+print(f"deformable, s = 2 (dilated grid):     error {sweep[30]:.1e}")
+print(f"deformable, s learned from 1 in {len(history) - 1} Adam steps: s = {learned_s:.4f}, error {learned_err:.1e}")
+assert abs(scales[30] - 2.0) < 1e-12 and sweep[30] < 1e-25  # exact, up to rounding
+assert plain > 0.05  # no plain 3x3 kernel can do it
+assert abs(learned_s - 2.0) < 0.02 and learned_err < plain / 100
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+ax1.semilogy(scales, [max(e, 1e-16) for e in sweep], label="deformable 3x3, offsets = scale_offsets(s)")
+ax1.axhline(plain, color="tab:red", linestyle="--", label="best plain 3x3 conv (least squares)")
+ax1.axvline(2.0, color="gray", linewidth=0.8)
+ax1.set_xlabel("grid scale s")
+ax1.set_ylabel("relative squared error")
+ax1.set_title("imitating a dilation-2 conv on digits")
+ax1.legend(fontsize=8)
+steps_, ss = range(len(history)), [s for s, _ in history]
+ax2.plot(steps_, ss, color="tab:blue")
+ax2.set_xlabel("Adam step")
+ax2.set_ylabel("learned scale s", color="tab:blue")
+ax2.axhline(2.0, color="gray", linewidth=0.8)
+ax2b = ax2.twinx()
+ax2b.semilogy(steps_, [e for _, e in history], color="tab:orange")
+ax2b.set_ylabel("error", color="tab:orange")
+ax2.set_title("gradient descent moves the sampling grid")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The plain 3×3 conv cannot reach pixels two steps away, whatever its weights: its error floor
+# is the red line. The deformable conv with the *same* nine weights is exact at $s = 2$, and
+# gradient descent finds that scale on its own, through the bilinear sampling. (In a real network
+# the offsets are not one scalar but a field predicted per position; fitting free per-tap offsets
+# jointly with the weights on this tiny task gets stuck in local minima — each tap only "sees"
+# pixels within one step of where it reads — which is why DCN starts from zero offsets inside a
+# pretrained network and trains on large datasets.)
+#
+# ## 5 · The widget: where does the kernel read?
+#
+# `course_lib.deform.sampling_widget`: choose the offsets (zero, scale, rotation, random), their
+# strength, the output position, a tap, and whether to apply a DCNv2 mask. Left: the regular
+# grid (circles), the deformed points (dots, sized by the mask), the offsets (arrows) and the
+# chosen tap's four bilinear neighbours with their weights. Right: the nine numbers the kernel's
+# weights multiply for this output — one im2col column. The caption lists every number shown.
+
+# %%
+from course_lib.deform import sampling_widget
+
+widget = sampling_widget(preset="rotation", strength=0.5)
+widget
+
+# %%
+corner = sampling_view("scale", 1.0, y=0, x=15, tap=2)  # the same view, as numbers
+print(corner.caption)
+plt.show()
+
+# %% [markdown]
+# Try: `scale` with strength 1 (a dilation-2 conv) at a corner — taps leave the image and read 0;
+# `rotation` with strength 2 (90°) — the grid maps onto itself with the taps permuted, which is
+# why `deform_conv2d` with those offsets equals a conv with the kernel rotated by 90°; `random` —
+# the offsets change from one position to the next, as predicted offsets do.
+#
+# ## 6 · Exercises
+#
+# Each exercise checks your function against the library on edge cases and random inputs.
+# `ex.hint()` gives a hint, `ex.solution()` shows the answer.
+#
+# ### Exercise 1: the bilinear weights of one point
+
+# %%
+from course_lib.deform.exercises import bilinear_weights, conv_output_size, dilation_offsets, sample_point
+
+bilinear_weights.show();
+
+
+# %%
+def weights(y, x):
+    raise NotImplementedError  # your code here
+
+
+bilinear_weights.check(weights);
+
+# %% [markdown]
+# ### Exercise 2: a dilated convolution as a deformable one
+
+# %%
+dilation_offsets.show();
+
+
+# %%
+def offsets(k, d):
+    raise NotImplementedError  # your code here
+
+
+dilation_offsets.check(offsets);
+
+# %% [markdown]
+# ### Exercise 3: where tap (i, j) reads for output (y, x)
+
+# %%
+sample_point.show();
+
+
+# %%
+def point(offset, kernel_size, y, x, i, j, stride, padding, dilation):
+    raise NotImplementedError  # your code here
+
+
+sample_point.check(point);
+
+# %% [markdown]
+# ### Exercise 4: the output size
+
+# %%
+conv_output_size.show();
+
+
+# %%
+def out_size(size, kernel, stride, padding, dilation):
+    raise NotImplementedError  # your code here
+
+
+conv_output_size.check(out_size);
+
+# %% [markdown]
+# ## Summary
+#
+# * A convolution reads a fixed grid; a deformable convolution reads the grid plus a per-position,
+#   per-tap offset predicted by a conv, with bilinear interpolation between pixels (zero outside
+#   the image); DCNv2 also weights each tap by a predicted mask.
+# * Bilinear sampling is differentiable in the position, so offsets are learned by backprop.
+# * Implementation (`course_lib.deform.deform_conv2d`): sample the columns (gather four corners),
+#   multiply by the mask, one matmul — equal to `torchvision.ops.deform_conv2d` forward and in
+#   all five gradients; zero offsets give `F.conv2d`, scale-2 offsets give a dilated conv.
+# * Measured: no plain 3×3 conv imitates a dilation-2 conv (error ≈ 0.08 at best); a deformable
+#   grid does exactly, and gradient descent finds the right scale on its own.
+# * Tests: `tests/test_deform.py`, `tests/test_deform_view.py`, `tests/test_deform_exercises.py`.
+#
+# ## References
+#
+# * J. Dai, H. Qi, Y. Xiong, Y. Li, G. Zhang, H. Hu, Y. Wei. *Deformable Convolutional Networks*,
+#   ICCV 2017. https://arxiv.org/abs/1703.06211
+# * X. Zhu, H. Hu, S. Lin, J. Dai. *Deformable ConvNets v2: More Deformable, Better Results*,
+#   CVPR 2019. https://arxiv.org/abs/1811.11168
+# * `torchvision.ops.deform_conv2d`: https://pytorch.org/vision/main/generated/torchvision.ops.deform_conv2d.html
