@@ -67,6 +67,9 @@ CHAPTERS: tuple[Chapter, ...] = (
             "course_lib.contrastive",
             "the InfoNCE explorer: similarity matrix, each row's softmax with the positive outlined, "
             "loss and log N - loss bound", "optional"),
+    Chapter(7, "faster_rcnn", "Faster R-CNN: anchors, RPN, RoI pooling/Align, NMS", "course_lib.detection",
+            "anchors at a feature cell coloured by their RPN label, and the proposals NMS keeps vs suppresses "
+            "at an IoU threshold", "optional"),
     Chapter(8, "deformable_conv", "Deformable convolution: learning where to look", "course_lib.deform",
             "the sampling-offsets visualiser: regular vs deformed 3×3 grid, offsets, bilinear neighbours "
             "and weights, mask sizes", "optional"),
