@@ -79,6 +79,8 @@ CHAPTERS: tuple[Chapter, ...] = (
              Fallback("GPU throughput (TFLOP/s vs SDPA)", "cuda", "skipped with a message"))),
     Chapter(10, "medusa", "Medusa speculative decoding on a tiny code model", "course_lib.speculative",
             "the draft-tree viewer: candidate tree, tree mask and accepted path", "optional"),
+    Chapter(11, "multi_token_prediction", "Multi-token prediction, DeepSeek-V3 style", "course_lib.mtp",
+            "the MTP decoding viewer: drafts accepted or fixed, pass by pass, and tokens per pass", "optional"),
 )
 
 
