@@ -1,11 +1,18 @@
 """Shared test fixtures."""
 
+import os
+
 import matplotlib
+import torch
 
 matplotlib.use("Agg")  # headless: tests render figures to PNG, never to a screen
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+
+# pytest-xdist runs one worker per core (`course.py test` uses -n 2): a worker that also spreads
+# each op over every core only fights the other worker for them (tests ran several times slower).
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 @pytest.fixture(autouse=True)
