@@ -69,7 +69,7 @@ assert (doctor.gpu is None) == (runtime.device().type == "cpu")
 from course_lib.chapters import CHAPTERS
 
 for chapter in CHAPTERS:
-    print(f"{chapter.notebook:<22} {chapter.module:<24} GPU {chapter.gpu:<8} {chapter.title}")
+    print(f"{chapter.notebook:<26} {chapter.module:<25} GPU {chapter.gpu:<8} {chapter.title}")
 
 # %% [markdown]
 # ## A first taste: softmax, temperature, and a number that overflows
