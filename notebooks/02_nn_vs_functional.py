@@ -64,7 +64,7 @@ import inspect
 
 import torch
 
-from course_lib.functional import FunctionalNet, Net, NetConfig, init_params, net_forward, net_forward_naive
+from course_lib.functional import FunctionalNet, Net, NetConfig, net_forward, net_forward_naive
 
 print(inspect.getsource(Net.forward))
 

@@ -207,7 +207,6 @@ print(f"NT-Xent = {nt_xent(z1, z2, 0.5).item():.6f} = F.cross_entropy with the d
 
 # %% tags=["nbval-check-output"]
 from course_lib.contrastive import (
-    dv_bound,
     gaussian_log_density_ratio,
     gaussian_mi,
     infonce_bound,

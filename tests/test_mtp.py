@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from course_lib.lm import GPT, CheckpointError, GPTConfig, KVCache, code_prompts, encode, generate, load_checkpoint, \
     load_corpus, validation_slice
 from course_lib.mtp import (
-    MTPModule,
     MultiTokenPredictor,
     committed_kinds,
     depth_accuracy,
@@ -141,7 +140,7 @@ def _oracle(monkeypatch, mtp: MultiTokenPredictor, plain: torch.Tensor, right) -
 
     After the module has been fed positions 0 … L-1 (its cache length is L), its draft is for
     the token at index L + 1; the patched forward records L, the patched logits answer."""
-    layer, real_forward, real_logits = mtp.layers[0], mtp.layers[0].forward, mtp.logits
+    layer, real_forward = mtp.layers[0], mtp.layers[0].forward
     fed = [0]
 
     def forward(hidden, embedded, cache=None):

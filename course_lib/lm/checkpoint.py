@@ -11,18 +11,21 @@ which refuses to unpickle arbitrary objects, so a checkpoint can never run code.
 * ``train`` — how it was trained (the command line, steps, seconds, tokens) and ``history``.
 
 A missing, truncated or foreign file raises :class:`CheckpointError` whose message says how to
-train a new one. Notebook: ``10_medusa``. Tests: ``tests/test_lm.py``.
+train a new one. :func:`save_addon` / :func:`load_addon` do the same for modules trained on top
+of the model (Medusa heads, MTP modules). Notebook: ``10_medusa``. Tests: ``tests/test_lm.py``.
 """
 
 from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from torch import nn
 
 from course_lib import _checks
 from course_lib.api import export
@@ -33,6 +36,7 @@ DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "tiny_code_lm.pt"
 FORMAT = 1  # bump when the layout of the dict changes
 RETRAIN = "python -m course_lib.lm.train --preset full  (about 30 minutes on 2 CPU cores; --quick: a few minutes)"
 _TIED = "lm_head.weight"  # the same tensor as wte.weight
+M = TypeVar("M", bound=nn.Module)
 
 
 @export("lm.CheckpointError")
@@ -80,9 +84,8 @@ def load_checkpoint(path: str | Path | None = None, device: torch.device | str =
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
-        cause = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path} is corrupted or unreadable. Retrain it with: {RETRAIN}\n"
-                              f"(cause: {cause})") from err
+                              f"(cause: {_cause(err)})") from err
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or "config" not in blob or "model" not in blob:
         raise CheckpointError(f"{path} is not a tiny-code-LM checkpoint (format {FORMAT}). Retrain it with: {RETRAIN}")
     try:
@@ -91,9 +94,8 @@ def load_checkpoint(path: str | Path | None = None, device: torch.device | str =
         state[_TIED] = state["wte.weight"]
         model.load_state_dict(state)
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
-        cause = str(err).strip().splitlines()[0][:160]
         raise CheckpointError(f"checkpoint {path} does not match the model. Retrain it with: {RETRAIN}\n"
-                              f"(cause: {cause})") from err
+                              f"(cause: {_cause(err)})") from err
     info = {k: v for k, v in blob.items() if k not in ("model", "format")}
     return model.to(device).eval(), info
 
@@ -114,3 +116,54 @@ def evaluate(model: GPT, windows: torch.Tensor, batch_size: int = 16) -> float:
         count += chunk[:, 1:].numel()
     model.train(was_training)
     return total / count
+
+
+def _cause(err: BaseException) -> str:
+    """The first line of an error's message (or its type), short enough for one line."""
+    text = str(err).strip()
+    return text.splitlines()[0][:160] if text else type(err).__name__
+
+
+def save_addon(module: nn.Module, path: str | Path, state_key: str, **info: Any) -> Path:
+    """Write an add-on module's weights (float16) under ``state_key``, with ``info``, to ``path``.
+
+    ``info`` holds what :func:`load_addon`'s ``build`` needs to rebuild the module (e.g. its
+    depth) and how it was trained: numbers, strings, lists.
+    """
+    state = {k: v.detach().to("cpu", torch.float16) for k, v in module.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**info, state_key: state}, path)
+    return path
+
+
+def load_addon(path: str | Path, build: Callable[[dict[str, Any]], M], state_key: str, what: str,
+               retrain: str) -> tuple[M, dict[str, Any]]:
+    """Load what :func:`save_addon` wrote: ``build(info)`` makes the module, the weights go in.
+
+    Args:
+        path: the ``.pt`` file.
+        build: makes the empty module from the checkpoint's dict (raising on a shape mismatch).
+        state_key: where the weights are in the dict.
+        what: the add-on's name for messages, e.g. ``"Medusa heads"``.
+        retrain: the command that trains a new one, for messages.
+
+    Returns:
+        ``(module, info)``: the float32 module in eval mode and the rest of the dict.
+
+    Raises:
+        CheckpointError: missing, corrupted, or made for another model shape; the message says
+            how to retrain.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no {what} at {path}. Train them with: {retrain}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        module = build(blob)
+        module.load_state_dict({k: v.float() for k, v in blob[state_key].items()})
+    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{what} {path} are corrupted or do not fit this model. "
+                              f"Retrain them with: {retrain}\n(cause: {_cause(err)})") from err
+    return module.eval(), {k: v for k, v in blob.items() if k != state_key}

@@ -24,10 +24,12 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib import _checks
@@ -146,3 +148,50 @@ def _save(model: GPT, cfg: TrainConfig, model_config: GPTConfig, out: str | Path
     }
     save_checkpoint(rounded, out, **info)
     return info
+
+
+def train_addon(model: GPT, addon: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], steps: int,
+                batch_size: int, lr: float, seed: int, progress: bool, desc: str) -> list[float]:
+    """Fit ``addon`` (Medusa heads, MTP modules) in place on random training windows, ``model`` frozen.
+
+    AdamW without weight decay, learning rate cosine-decayed from ``lr`` to ``lr / 20``. The
+    model's parameters are frozen for the run and given back their ``requires_grad`` after it.
+
+    Args:
+        model: the language model (eval mode, unchanged).
+        addon: the module whose parameters are trained.
+        loss_fn: the loss of a batch, Tensor[batch_size, block_size + 1] of token ids.
+        steps, batch_size, lr, seed: the optimisation; ``seed`` fixes the batch order.
+        progress: show a tqdm bar labelled ``desc``.
+
+    Returns:
+        The loss of every step.
+    """
+    _checks.integer("steps", steps, minimum=1)
+    _checks.integer("batch_size", batch_size, minimum=1)
+    _checks.real("lr", lr, minimum=0.0, open_min=True)
+    corpus = load_corpus()
+    model.eval()
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    addon.train()
+    opt = torch.optim.AdamW(addon.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
+    gen = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress)
+    try:
+        for _ in bar:
+            loss = loss_fn(random_batch(corpus.train, batch_size, model.config.block_size + 1, gen))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        addon.eval()
+    return losses

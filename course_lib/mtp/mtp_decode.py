@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib import _checks
 from course_lib.api import export
 from course_lib.lm.generate import check_prompt
 from course_lib.lm.model import GPT, KVCache

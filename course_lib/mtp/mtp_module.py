@@ -29,8 +29,6 @@ Notebook: ``11_multi_token_prediction``. Tests: ``tests/test_mtp.py``.
 from __future__ import annotations
 
 import dataclasses
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from torch import nn
 
 from course_lib import _checks
 from course_lib.api import export
+from course_lib.lm.checkpoint import load_addon, save_addon
 from course_lib.lm.model import GPT, Block, KVCache
 
 MTP_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "mtp_modules.pt"
@@ -159,11 +158,7 @@ class MultiTokenPredictor(nn.Module):
 def save_mtp(mtp: MultiTokenPredictor, path: str | Path = MTP_CHECKPOINT, **info: Any) -> Path:
     """Write ``mtp``'s weights (float16) and ``info`` (numbers, strings, lists) to ``path``."""
     _checks.instance("mtp", mtp, MultiTokenPredictor)
-    state = {k: v.detach().to("cpu", torch.float16) for k, v in mtp.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"depth": mtp.depth, "state_dict": state, **info}, path)
-    return path
+    return save_addon(mtp, path, "state_dict", depth=mtp.depth, **info)
 
 
 @export("mtp.load_mtp")
@@ -174,18 +169,6 @@ def load_mtp(model: GPT, path: str | Path | None = None) -> tuple[MultiTokenPred
         course_lib.lm.CheckpointError: missing, corrupted, or made for another model shape;
             the message says how to retrain.
     """
-    from course_lib.lm.checkpoint import CheckpointError
-
-    path = Path(MTP_CHECKPOINT if path is None else path)
-    if not path.is_file():
-        raise CheckpointError(f"no MTP modules at {path}. Train them with: {RETRAIN_MTP}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        mtp = MultiTokenPredictor(model, int(blob["depth"]))
-        mtp.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
-    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
-            pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        cause = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"MTP modules {path} are corrupted or do not fit this model. "
-                              f"Retrain them with: {RETRAIN_MTP}\n(cause: {cause})") from err
-    return mtp.eval(), {k: v for k, v in blob.items() if k != "state_dict"}
+    return load_addon(MTP_CHECKPOINT if path is None else path,
+                      lambda blob: MultiTokenPredictor(model, int(blob["depth"])), "state_dict", "MTP modules",
+                      RETRAIN_MTP)

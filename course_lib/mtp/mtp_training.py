@@ -21,12 +21,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from course_lib import _checks
 from course_lib.api import export
-from course_lib.lm.corpus import load_corpus, random_batch
 from course_lib.lm.model import GPT
+from course_lib.lm.training import train_addon
 from course_lib.mtp.mtp_module import MultiTokenPredictor
 
 
@@ -83,36 +82,10 @@ def train_mtp(model: GPT, mtp: MultiTokenPredictor, steps: int = 600, batch_size
     Returns:
         The loss of every step.
     """
-    mtp.check_model(model)
     _checks.instance("mtp", mtp, MultiTokenPredictor)
-    _checks.integer("steps", steps, minimum=1)
-    _checks.integer("batch_size", batch_size, minimum=1)
-    _checks.real("lr", lr, minimum=0.0, open_min=True)
-    corpus = load_corpus()
-    model.eval()
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    mtp.train()
-    opt = torch.optim.AdamW(mtp.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
-    gen = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
-    bar = tqdm(range(steps), desc="mtp modules", disable=not progress)
-    try:
-        for _ in bar:
-            loss = mtp_loss(model, mtp, random_batch(corpus.train, batch_size, model.config.block_size + 1, gen))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-        mtp.eval()
-    return losses
+    mtp.check_model(model)
+    return train_addon(model, mtp, lambda batch: mtp_loss(model, mtp, batch), steps, batch_size, lr, seed, progress,
+                       "mtp modules")
 
 
 @export("mtp.DepthAccuracy")

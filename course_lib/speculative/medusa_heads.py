@@ -22,8 +22,6 @@ Notebook: ``10_medusa`` ("Medusa heads"). Tests: ``tests/test_speculative.py``.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from torch import nn
 
 from course_lib import _checks
 from course_lib.api import export
+from course_lib.lm.checkpoint import load_addon, save_addon
 from course_lib.lm.model import GPT
 
 HEADS_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "medusa_heads.pt"
@@ -100,11 +99,7 @@ class MedusaHeads(nn.Module):
 def save_heads(heads: MedusaHeads, path: str | Path = HEADS_CHECKPOINT, **info: Any) -> Path:
     """Write ``heads`` (float16 weights) and ``info`` (numbers, strings, lists) to ``path``."""
     _checks.instance("heads", heads, MedusaHeads)
-    state = {k: v.detach().to("cpu", torch.float16) for k, v in heads.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"num_heads": heads.num_heads, "heads": state, **info}, path)
-    return path
+    return save_addon(heads, path, "heads", num_heads=heads.num_heads, **info)
 
 
 @export("speculative.load_heads")
@@ -115,18 +110,5 @@ def load_heads(model: GPT, path: str | Path | None = None) -> tuple[MedusaHeads,
         course_lib.lm.CheckpointError: missing, corrupted, or made for another model shape;
             the message says how to retrain.
     """
-    from course_lib.lm.checkpoint import CheckpointError
-
-    path = Path(HEADS_CHECKPOINT if path is None else path)
-    if not path.is_file():
-        raise CheckpointError(f"no Medusa heads at {path}. Train them with: {RETRAIN_HEADS}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        heads = MedusaHeads(model, int(blob["num_heads"]))
-        heads.load_state_dict({k: v.float() for k, v in blob["heads"].items()})
-    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
-            pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        cause = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"Medusa heads {path} are corrupted or do not fit this model. "
-                              f"Retrain them with: {RETRAIN_HEADS}\n(cause: {cause})") from err
-    return heads.eval(), {k: v for k, v in blob.items() if k != "heads"}
+    return load_addon(HEADS_CHECKPOINT if path is None else path,
+                      lambda blob: MedusaHeads(model, int(blob["num_heads"])), "heads", "Medusa heads", RETRAIN_HEADS)

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from course_lib import _checks
 from course_lib.api import export
-from course_lib.lm.corpus import load_corpus, random_batch
 from course_lib.lm.model import GPT
+from course_lib.lm.training import train_addon
 from course_lib.speculative.medusa_heads import MedusaHeads
 
 HEAD_DECAY = 0.8  # λ_k = 0.8 ** k, as in the reference
@@ -88,29 +87,8 @@ def train_heads(model: GPT, heads: MedusaHeads, steps: int = 600, batch_size: in
     """
     _checks.instance("model", model, GPT)
     _checks.instance("heads", heads, MedusaHeads)
-    _checks.integer("steps", steps, minimum=1)
-    corpus = load_corpus()
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    heads.train()
-    opt = torch.optim.AdamW(heads.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
-    gen = torch.Generator().manual_seed(seed)
-    losses = []
-    bar = tqdm(range(steps), desc="medusa heads", disable=not progress)
-    for _ in bar:
-        loss = medusa_loss(model, heads, random_batch(corpus.train, batch_size, model.config.block_size + 1, gen))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    for p in model.parameters():
-        p.requires_grad_(True)
-    heads.eval()
-    return losses
+    return train_addon(model, heads, lambda batch: medusa_loss(model, heads, batch), steps, batch_size, lr, seed,
+                       progress, "medusa heads")
 
 
 @export("speculative.head_accuracy")
