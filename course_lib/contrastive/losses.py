@@ -74,6 +74,20 @@ def info_nce_from_logits(logits: torch.Tensor, reduction: str = "mean") -> torch
     return _reduce(losses, reduction)
 
 
+def _check_pair(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor, temperature: float,
+                reduction: str) -> float:
+    """Check two Tensor[N, D] embeddings of one batch, a temperature and a reduction; return τ."""
+    _checks.tensor(name_a, a, ndim=2, floating=True)
+    _checks.tensor(name_b, b, ndim=2, floating=True)
+    dims = _checks.shape(name_a, a, "N D")
+    _checks.shape(name_b, b, "N D", dims)
+    _checks.same_device(**{name_a: a, name_b: b})
+    _checks.same_dtype(**{name_a: a, name_b: b})
+    tau = _checks.real("temperature", temperature, minimum=0.0, open_min=True)
+    _checks.one_of("reduction", reduction, REDUCTIONS)
+    return tau
+
+
 @export("contrastive.info_nce")
 def info_nce(
     queries: torch.Tensor,
@@ -104,14 +118,7 @@ def info_nce(
     Example:
         >>> q = torch.randn(8, 16); info_nce(q, q + 0.1 * torch.randn(8, 16), 0.1)  # doctest: +SKIP
     """
-    _checks.tensor("queries", queries, ndim=2, floating=True)
-    _checks.tensor("keys", keys, ndim=2, floating=True)
-    dims = _checks.shape("queries", queries, "N D")
-    _checks.shape("keys", keys, "N D", dims)
-    _checks.same_device(queries=queries, keys=keys)
-    _checks.same_dtype(queries=queries, keys=keys)
-    tau = _checks.real("temperature", temperature, minimum=0.0, open_min=True)
-    _checks.one_of("reduction", reduction, REDUCTIONS)
+    tau = _check_pair("queries", queries, "keys", keys, temperature, reduction)
     if normalize:
         queries, keys = F.normalize(queries, dim=1), F.normalize(keys, dim=1)
     logits = queries @ keys.T / tau  # (N, N): row i is query i against every key
@@ -157,14 +164,7 @@ def nt_xent(
     Raises:
         TypeError / ValueError: as :func:`info_nce`.
     """
-    _checks.tensor("z1", z1, ndim=2, floating=True)
-    _checks.tensor("z2", z2, ndim=2, floating=True)
-    dims = _checks.shape("z1", z1, "N D")
-    _checks.shape("z2", z2, "N D", dims)
-    _checks.same_device(z1=z1, z2=z2)
-    _checks.same_dtype(z1=z1, z2=z2)
-    tau = _checks.real("temperature", temperature, minimum=0.0, open_min=True)
-    _checks.one_of("reduction", reduction, REDUCTIONS)
+    tau = _check_pair("z1", z1, "z2", z2, temperature, reduction)
     z = torch.cat([z1, z2], dim=0)  # (2N, D)
     if normalize:
         z = F.normalize(z, dim=1)
@@ -172,7 +172,7 @@ def nt_xent(
     self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
     # -inf, not a large negative number: exp(-inf) is exactly 0, and logsumexp handles it.
     logits = logits.masked_fill(self_mask, float("-inf"))
-    targets = nt_xent_targets(dims["N"], device=z.device)  # (2N,)
+    targets = nt_xent_targets(z1.shape[0], device=z.device)  # (2N,)
     positives = logits.gather(1, targets[:, None]).squeeze(1)  # (2N,)
     losses = torch.logsumexp(logits, dim=1) - positives  # (2N,)
     return _reduce(losses, reduction)
