@@ -17,8 +17,10 @@ Notebook: ``00_start_here`` (the doctor's report). Tests: ``tests/test_runtime.p
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
@@ -88,3 +90,22 @@ def gpu_info() -> GpuInfo | None:
         return None
     props = torch.cuda.get_device_properties(device())
     return GpuInfo(props.name, (props.major, props.minor), props.total_memory / 2**30)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the body on one torch thread and one BLAS thread; restore the counts afterwards.
+
+    The course's models and ops are tiny: splitting them across threads costs more in
+    synchronisation than it saves, and on a shared, busy CPU spin-waiting threads made steps
+    10–60× slower in our measurements. Timings taken on one thread measure the code, not the load.
+    """
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)

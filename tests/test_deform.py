@@ -32,15 +32,6 @@ from course_lib.deform import (
 TOL = {torch.float64: {"atol": 1e-12, "rtol": 1e-10}, torch.float32: {"atol": 1e-4, "rtol": 1e-4}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These ops are tiny; on a shared CPU extra threads only spin-wait (steps got ~60x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- a slow per-element loop, transcribed from the paper (eq. 2-4) -----------------------------------
 
 

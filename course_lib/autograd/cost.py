@@ -30,7 +30,8 @@ import numpy as np
 
 from course_lib import _checks
 from course_lib.api import export
-from course_lib.autograd.mlp import Engine, _one_thread, _to_engine, cross_entropy, init_params, mlp_forward
+from course_lib.autograd.mlp import Engine, _to_engine, cross_entropy, init_params, mlp_forward
+from course_lib.runtime import one_thread
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def gradient_cost(width: int, engine: Engine = "ours", batch: int = 64, repeats:
         for p in params.values():
             p.grad = None
 
-    with _one_thread():
+    with one_thread():
         forward_backward()  # warm-up: allocator, first-call dispatch
         forward_s, forward_backward_s = _best_times((forward, forward_backward), repeats)
     return GradientCost(width, forward_s, forward_backward_s, matmul_flop_ratio(sizes, batch))

@@ -17,8 +17,7 @@ Notebook: ``01_autograd`` ("Experiment: the same MLP on both engines"). Tests: `
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -29,6 +28,7 @@ from course_lib import _checks
 from course_lib.api import export
 from course_lib.autograd.grad_mode import no_grad
 from course_lib.autograd.tensor import Tensor
+from course_lib.runtime import one_thread
 
 Engine = Literal["ours", "torch"]
 T = TypeVar("T", Tensor, torch.Tensor)
@@ -125,21 +125,6 @@ def cross_entropy(logits: T, y: np.ndarray) -> T:
     return -logits.log_softmax(dim=1)[rows, y].mean()  # picks log p(y_i | x_i)
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """One BLAS/torch thread: for these small matmuls, extra threads only add synchronisation
-    (and on a busy machine their spin-waiting made torch ~50× slower in our measurements)."""
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _to_engine(array: np.ndarray, engine: Engine, requires_grad: bool = False) -> Tensor | torch.Tensor:
     if engine == "ours":
         return Tensor(array, requires_grad=requires_grad)
@@ -164,7 +149,7 @@ def train_digits(engine: Engine, config: DigitsConfig | None = None) -> DigitsRu
     params = {k: _to_engine(v, engine, requires_grad=True) for k, v in init.items()}
     rng = np.random.default_rng(cfg.seed + 1)  # the batch order, shared by both engines
     losses = []
-    with _one_thread():
+    with one_thread():
         for _ in range(cfg.steps):
             idx = rng.choice(len(x_train), size=cfg.batch, replace=False)
             loss = cross_entropy(mlp_forward(params, _to_engine(x_train[idx], engine)), y_train[idx])

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from course_lib import _checks, runtime
 from course_lib.api import export
-from course_lib.contrastive._threads import one_thread
+from course_lib.runtime import one_thread
 
 
 @export("contrastive.CPCConfig")

@@ -40,7 +40,7 @@ from torch import nn
 
 from course_lib import _checks, runtime
 from course_lib.api import export
-from course_lib.contrastive._threads import one_thread
+from course_lib.runtime import one_thread
 from course_lib.contrastive.losses import info_nce_from_logits
 
 

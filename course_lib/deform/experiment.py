@@ -22,8 +22,6 @@ Notebook: ``08_deformable_conv`` §4. Tests: ``tests/test_deform.py``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -34,18 +32,7 @@ from course_lib import _checks
 from course_lib.api import export
 from course_lib.deform.deform_conv import deform_conv2d, kernel_grid
 from course_lib.deform.offsets import offset_field, scale_offsets
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """One torch thread: these ops are tiny, and on a busy shared CPU extra threads spin-wait
-    (we measured ~60× slower steps with the default thread count on an oversubscribed machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from course_lib.runtime import one_thread
 
 
 @export("deform.digit_images")

@@ -22,8 +22,7 @@ Tests: ``tests/test_functional.py``.
 from __future__ import annotations
 
 import timeit
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -36,6 +35,7 @@ from course_lib import _checks
 from course_lib.api import export
 from course_lib.functional.model import Net, NetConfig
 from course_lib.functional.per_sample import per_sample_grads_loop, per_sample_grads_vmap
+from course_lib.runtime import one_thread
 
 KERNEL = 3  # K: the convolutions are 3x3, stride 1, padding 1 (H_out = H)
 
@@ -67,24 +67,12 @@ class ConvOverhead:
         return self.module_us - self.functional_us
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Time on one intra-op thread: on a shared machine two threads wait on each other, and a
-    single descheduled thread stalls the whole op — timings then measure the load, not the code."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _best_us(fns: Sequence[Callable[[], object]], target_s: float, repeat: int) -> list[float]:
     """Microseconds per call of each fn: calibrated loop counts, interleaved repeats, min kept.
 
     Many short runs and the minimum: the least-disturbed run is the closest to the true cost.
     """
-    with _one_thread():
+    with one_thread():
         return _best_us_now(fns, target_s, repeat)
 
 
