@@ -81,7 +81,7 @@ def mtp_generate(model: GPT, mtp: MultiTokenPredictor, prompt: torch.Tensor, max
     """
     mtp.check_model(model)
     idx = check_prompt(model, prompt, max_new_tokens)
-    if idx.shape[0] != 1 or prompt.dim() != 1:
+    if prompt.dim() != 1:
         raise ValueError(f"prompt must be one sequence, Tensor[T]; got shape {tuple(prompt.shape)}")
     P, dev = idx.shape[1], idx.device
     dtype = next(model.parameters()).dtype
