@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_attention.py [--quick]``
 
 * On a CUDA GPU: TFLOP/s of ``flash_attention(impl="triton")`` and of PyTorch's
   ``scaled_dot_product_attention`` for N = 1k..16k, d = 64 and 128, fp16 and bf16, forward and
-  forward + backward (``course_lib.attention.compare_with_sdpa``). FLOPs per head: forward
+  forward + backward (``course_lib.attention.benchmark.compare_with_sdpa``). FLOPs per head: forward
   ``4·N²·d`` (QKᵀ and PV), backward 2.5× forward; batch·N = 16k tokens, heads = 2048/d.
   ratio = triton TFLOP/s / SDPA TFLOP/s (> 1: the course kernel is faster).
 * On a CPU (speed is not the point there): peak memory of one forward + backward pass of the
@@ -59,7 +59,7 @@ def cpu_memory(quick: bool) -> None:
 
 
 def gpu_throughput(quick: bool) -> None:
-    from course_lib.attention import compare_with_sdpa
+    from course_lib.attention.benchmark import compare_with_sdpa
 
     print(f"GPU: {torch.cuda.get_device_name()}; batch·N = 16k tokens, heads = 2048/d, non-causal")
     print(f"{'dtype':<9} {'d':>4} {'N':>6} {'pass':<8} {'triton TFLOP/s':>15} {'SDPA TFLOP/s':>13} {'ratio':>6}")

@@ -3,7 +3,7 @@
 Run: ``python benchmarks/bench_distributed.py [--quick] [--nproc 2 4 8]``
 
 For each world size N, one launch of N processes times the three algorithms on float32 messages
-of B bytes (``course_lib.distributed.experiments.time_all_reduces``: a barrier before every call,
+of B bytes (``course_lib.distributed.experiment.time_all_reduces``: a barrier before every call,
 the slowest rank's time, the median of the repeats). Bytes each rank sends, per algorithm:
 
 * ring: ``2 (N-1)/N · B`` on every rank (``ring_bytes_per_rank``);
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from course_lib.distributed import experiments, launch, naive_bytes_per_rank, ring_bytes_per_rank
+from course_lib.distributed import experiment, launch, naive_bytes_per_rank, ring_bytes_per_rank
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     print(f"{'N':>2} {'bytes':>10} {'algorithm':>9} {'ms':>9} {'bus GB/s':>9} {'ratio':>6} "
           f"{'sent by rank 0':>15}")
     for n in world_sizes:
-        times = launch(experiments.time_all_reduces, n, (sizes, args.repeats), show_output=False).results[0]
+        times = launch(experiment.time_all_reduces, n, (sizes, args.repeats), show_output=False).results[0]
         for i, nbytes in enumerate(sizes):
             numel = nbytes // 4
             sent = {"ring": ring_bytes_per_rank(numel, n, 4), "naive": naive_bytes_per_rank(numel, n, 4),

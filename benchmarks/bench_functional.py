@@ -3,7 +3,7 @@
 Run: ``python benchmarks/bench_functional.py [--quick]``
 
 Both spellings are timed in the same run (interleaved, best of the repeats) by
-``course_lib.functional.timing``; the script reports ratios, not absolute speed claims.
+``course_lib.functional.experiment``; the script reports ratios, not absolute speed claims.
 
 * Conv: 3x3, stride 1, padding 1, C_in = C_out = C. FLOPs per call = 2 · N · C² · 9 · H · W.
   ratio = time(nn.Conv2d(x)) / time(F.conv2d(x, w, b, padding=1)); 1.00 = no overhead.
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only (a few seconds)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, CPU, timed on 1 thread (course_lib.functional.timing)")
+    print(f"torch {torch.__version__}, CPU, timed on 1 thread (course_lib.functional.experiment)")
     print(f"{'N×C×H²':>14} {'FLOPs':>10} {'nn.Conv2d µs':>13} {'F.conv2d µs':>12} {'ratio':>6} {'Δ µs':>7}")
     for r in time_conv_overhead(QUICK_SIZES if args.quick else SIZES, target_s=0.002, repeat=40):
         print(f"{f'{r.batch}×{r.channels}×{r.size}²':>14} {r.flops:>10.2e} {r.module_us:>13.1f} "

@@ -27,6 +27,7 @@
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
+
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
@@ -60,7 +61,7 @@ if "google.colab" in sys.modules:
 #
 # `course_lib.distributed.launch(fn, N)` starts $N$ processes, joins them in a process group
 # (here: gloo over `127.0.0.1`, on a free port) and runs `fn` in each. It is a small `torchrun`
-# for notebooks: the worker functions live in `course_lib.distributed.experiments`, because new
+# for notebooks: the worker functions live in `course_lib.distributed.experiment`, because new
 # processes import them by name. Each rank's output comes back prefixed with its rank:
 
 # %%
@@ -69,10 +70,10 @@ import inspect
 import matplotlib.pyplot as plt
 import torch
 
-from course_lib.distributed import experiments, launch
+from course_lib.distributed import experiment, launch
 
-print(inspect.getsource(experiments.hello))
-result = launch(experiments.hello, 4)
+print(inspect.getsource(experiment.hello))
+result = launch(experiment.hello, 4)
 print("results:", result.results)
 assert result.results == [(r, 4, 0.0 + 1 + 2 + 3) for r in range(4)]  # every rank got the same sum
 assert len({out.split("process ")[1].split(",")[0] for out in result.outputs}) == 4  # 4 distinct processes
@@ -129,7 +130,7 @@ print(inspect.getsource(ring_all_reduce))
 # %% [markdown]
 # ### Check: ring and naive against `dist.all_reduce`, on 2, 4 and 8 processes
 #
-# `experiments.compare_all_reduces` gives every rank different random data, runs our ring, the
+# `experiment.compare_all_reduces` gives every rank different random data, runs our ring, the
 # naive all-reduce (`naive_all_reduce`) and PyTorch's `dist.all_reduce(SUM)` on copies, and
 # returns the largest difference plus the bytes each rank sent. Awkward sizes on purpose: 1
 # element (some chunks empty), 97 and 65,537 (not divisible by N). Integers must agree exactly;
@@ -139,7 +140,7 @@ print(inspect.getsource(ring_all_reduce))
 SIZES = [1, 7, 97, 1000, 65537]
 checks = {}
 for n in (2, 4, 8):
-    out = launch(experiments.compare_all_reduces, n, (SIZES, ("float32", "int64")), show_output=False)
+    out = launch(experiment.compare_all_reduces, n, (SIZES, ("float32", "int64")), show_output=False)
     checks[n] = [row for per_rank in out.results for row in per_rank]
     for row in checks[n]:
         if row["dtype"] == "int64":
@@ -192,7 +193,7 @@ plt.show()
 # %% [markdown]
 # ## Timing: ring vs naive vs `dist.all_reduce`
 #
-# `experiments.time_all_reduces` times each algorithm for messages from 4 KB to 32 MB: after a
+# `experiment.time_all_reduces` times each algorithm for messages from 4 KB to 32 MB: after a
 # barrier, every rank runs one all-reduce; the slowest rank's time counts; the median of 3.
 #
 # Read these numbers with care: here the "network" is the loopback interface and $N$ processes
@@ -204,7 +205,7 @@ plt.show()
 
 # %%
 SIZES_BYTES = [4 * 2**10, 64 * 2**10, 2**20, 8 * 2**20, 32 * 2**20]
-timings = {n: launch(experiments.time_all_reduces, n, (SIZES_BYTES, 3), show_output=False).results[0]
+timings = {n: launch(experiment.time_all_reduces, n, (SIZES_BYTES, 3), show_output=False).results[0]
            for n in (2, 4, 8)}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
 for ax, (n, t) in zip(axes, timings.items()):
@@ -243,13 +244,13 @@ print(inspect.getsource(SimpleDDP.finish_gradient_synchronization))
 # %% [markdown]
 # ### Check: SimpleDDP = PyTorch's DDP = one process on the full batch
 #
-# `experiments.compare_ddp` trains a small MLP for 5 SGD steps three ways on 2 processes: with
+# `experiment.compare_ddp` trains a small MLP for 5 SGD steps three ways on 2 processes: with
 # `SimpleDDP` (each rank starting from *different* random weights — the broadcast must fix
 # that), with `torch.nn.parallel.DistributedDataParallel`, and in one process on the whole
 # batch. A tiny bucket cap makes several buckets, so the overlap is exercised.
 
 # %% tags=["nbval-check-output"]
-ddp_check = launch(experiments.compare_ddp, 2, kwargs=dict(steps=5), show_output=False).results[0]
+ddp_check = launch(experiment.compare_ddp, 2, kwargs=dict(steps=5), show_output=False).results[0]
 assert ddp_check["simple_vs_torch"] <= 1e-6 and ddp_check["simple_vs_single"] <= 1e-6
 assert ddp_check["launched_during_backward"]  # an all-reduce started before backward finished
 print(f"{ddp_check['buckets']} buckets; after 5 steps the parameters agree to 1e-6: "
@@ -344,7 +345,7 @@ from course_lib.distributed import WorkerError
 
 for how in ("raise", "exit"):
     try:
-        launch(experiments.fail_on_rank, 4, (2, how), timeout=20, show_output=False)
+        launch(experiment.fail_on_rank, 4, (2, how), timeout=20, show_output=False)
     except WorkerError as err:
         print(str(err).splitlines()[0])
         assert err.rank == 2 and set(err.failures) == {0, 1, 2, 3}
@@ -357,7 +358,7 @@ for how in ("raise", "exit"):
 # the same `ValueError` (one tiny `all_gather` of the shapes comes first):
 
 # %% tags=["nbval-check-output"]
-errors = launch(experiments.bad_input_errors, 3, show_output=False).results[0]
+errors = launch(experiment.bad_input_errors, 3, show_output=False).results[0]
 print(errors["ring"])
 assert "same shape and dtype on every rank" in errors["ring"]
 

@@ -29,6 +29,7 @@
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
+
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
@@ -173,7 +174,7 @@ class Dense(Layer):
 
 for cls in (Layer, Helper, Dense):
     print(f"{cls.__name__:<6} own names: {exported_names(cls, 'toyflow')!s:<26} "
-          f"getattr says: {getattr(cls, '_toyflow_api_names')}")
+          f"getattr says: {cls._toyflow_api_names}")
 assert exported_names(Helper, "toyflow") == () and exported_names(Dense, "toyflow") == ("keras.layers.Dense",)
 assert isinstance(Dense(), Layer)  # still the real class: subclassing and isinstance work
 

@@ -31,6 +31,7 @@
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
+
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
@@ -381,8 +382,8 @@ info_nce_widget()
 # ### 1. InfoNCE from a similarity matrix
 
 # %%
-from course_lib.contrastive.exercises import gaussian_mi_formula, info_nce_from_similarity, infonce_bound as bound_ex
-from course_lib.contrastive.exercises import nt_xent_positives
+from course_lib.contrastive.exercises import gaussian_mi_formula, info_nce_from_similarity, nt_xent_positives
+from course_lib.contrastive.exercises import infonce_bound as bound_ex
 
 info_nce_from_similarity.show();
 

@@ -28,6 +28,7 @@
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
+
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
@@ -374,7 +375,7 @@ for n in (1024, 4096, 16384):
 # times `flash_attention(impl="triton")` and `torch.nn.functional.scaled_dot_product_attention`
 # (which dispatches to PyTorch's own FlashAttention kernels) for N = 1k…16k, d = 64 and 128,
 # fp16 and bf16, forward and forward + backward, with the FlashAttention-2 paper's FLOP count
-# (`course_lib.attention.attention_flops`: $4 N^2 d$ per head forward, 2.5× that backward) and
+# (`course_lib.attention.benchmark.attention_flops`: $4 N^2 d$ per head forward, 2.5× that backward) and
 # batch × N = 16k tokens, and plots the ratio (> 1: the course's kernel is faster).
 #
 # *Figures:* this notebook's committed outputs were produced on a machine without a GPU; the
@@ -382,7 +383,7 @@ for n in (1024, 4096, 16384):
 # Expect the course kernel, which is not autotuned, to reach a fraction of SDPA's throughput.
 
 # %%
-from course_lib.attention import compare_with_sdpa
+from course_lib.attention.benchmark import compare_with_sdpa
 
 if runtime.device().type == "cuda" and runtime.triton_mode() == "native":  # not with TRITON_INTERPRET=1
     print("GPU:", torch.cuda.get_device_name())

@@ -32,6 +32,7 @@
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
+
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
@@ -234,8 +235,8 @@ plt.show()
 # %% tags=["nbval-check-output"]
 fixed = mtp.mtp_generate(model, chain, lm.encode("    def __init__(self, name):\n        self."), 12)
 for s in fixed.steps[:6]:
-    print(f"fed {speculative.token_label(s.fed)!r:6} draft {speculative.token_label(s.draft)!r:6} "
-          f"{'accepted' if s.accepted else 'rejected'} -> {''.join(map(speculative.token_label, s.committed))!r}")
+    print(f"fed {lm.token_label(s.fed)!r:6} draft {lm.token_label(s.draft)!r:6} "
+          f"{'accepted' if s.accepted else 'rejected'} -> {''.join(map(lm.token_label, s.committed))!r}")
 print(repr(lm.decode(fixed.tokens[-12:])))
 
 # %% [markdown]

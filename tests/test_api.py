@@ -300,7 +300,7 @@ def test_call_overhead_reports_the_exported_function_is_the_bare_one():
     result = call_overhead(number=2000, repeat=3)
     assert result.exported_is_bare
     assert result.bare_ns > 0 and result.wrapped_ns > 0 and result.exported_ns > 0
-    assert "overhead_demo" not in {a for a, _ in __import__("course_lib.api.decorator").api.decorator._REGISTRY}
+    assert "overhead_demo" not in {a for a, _ in __import__("course_lib._export")._export._REGISTRY}
     with pytest.raises(ValueError, match="number must be an int in"):
         call_overhead(number=0)
     with pytest.raises(TypeError, match="repeat must be an int"):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_attention_helpers import assert_matches_sdpa, qkv, sdpa
 
 from course_lib.attention import (
     FlashAttention,
@@ -20,7 +21,6 @@ from course_lib.attention import (
 )
 from course_lib.attention.flash_torch import FlashAttentionTorch
 from course_lib.runtime import triton_device
-from test_attention_helpers import assert_matches_sdpa, qkv, sdpa
 
 # --- the reference ------------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from course_lib.attention import (
-    attention_flops,
     attention_ref,
     flash_attention_io,
     flash_attention_torch,
@@ -17,6 +16,7 @@ from course_lib.attention import (
     saved_for_backward_bytes,
     standard_attention_io,
 )
+from course_lib.attention.benchmark import attention_flops
 
 
 def count_algorithm_1(n: int, d: int, m: int) -> tuple[int, int]:

@@ -16,11 +16,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_attention_helpers import assert_matches_sdpa, qkv
 
 from course_lib.attention import KernelConfig, flash_attention, flash_attention_ref, flash_attention_triton
 from course_lib.attention.flash_triton import supported_dtypes
 from course_lib.runtime import triton_device, triton_mode
-from test_attention_helpers import assert_matches_sdpa, qkv
 
 DEV = triton_device()
 

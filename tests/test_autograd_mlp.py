@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.autograd import (DigitsConfig, Tensor, cross_entropy, gradient_cost, init_params, load_digits_split,
-                                 mlp_forward, train_digits)
+from course_lib.autograd import (
+    DigitsConfig,
+    Tensor,
+    cross_entropy,
+    gradient_cost,
+    init_params,
+    load_digits_split,
+    mlp_forward,
+    train_digits,
+)
 from course_lib.autograd.cost import matmul_flop_ratio
 
 

@@ -1,5 +1,5 @@
 """course_lib.detection: boxes, anchors, NMS and the RPN's logic against torchvision.
-RoI pooling / RoI Align: tests/test_detection_roi.py; widget and exercises: tests/test_detection_views.py."""
+RoI pooling / RoI Align: tests/test_detection_roi.py; widget and exercises: tests/test_detection_view.py."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from course_lib.distributed import (
     run_training,
     simulate_ring,
 )
-from course_lib.distributed import experiments as ex
+from course_lib.distributed import experiment as ex
 
 # Tolerance vs dist.all_reduce: a different summation order, so a few ulps of the partial sums.
 ULPS = 4  # times eps(dtype) * world_size * max(1, |sum|)

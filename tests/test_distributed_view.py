@@ -1,4 +1,4 @@
-"""Tests for the ring stepper (course_lib.distributed.stepper): the pure state, the view, the widget."""
+"""Tests for the ring stepper (course_lib.distributed.ring_view): the pure state, the view, the widget."""
 
 from __future__ import annotations
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from course_lib.functional import (
     ConvOverhead,
@@ -31,7 +31,7 @@ from course_lib.functional import (
     tree_to,
 )
 from course_lib.functional import exercises as ex
-from course_lib.functional.view import FORMS, MODES
+from course_lib.functional.dropout_bn_view import FORMS, MODES
 
 CFG = NetConfig(in_features=13, hidden=17, classes=5, p_drop=0.3)
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}

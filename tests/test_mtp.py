@@ -14,8 +14,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.lm import GPT, CheckpointError, GPTConfig, KVCache, code_prompts, encode, generate, load_checkpoint, \
-    load_corpus, validation_slice
+from course_lib.lm import (
+    GPT,
+    CheckpointError,
+    GPTConfig,
+    KVCache,
+    code_prompts,
+    encode,
+    generate,
+    load_checkpoint,
+    load_corpus,
+    validation_slice,
+)
 from course_lib.mtp import (
     MultiTokenPredictor,
     committed_kinds,

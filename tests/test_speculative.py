@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.lm import GPT, CheckpointError, GPTConfig, KVCache, encode, generate
+from course_lib.lm import GPT, CheckpointError, GPTConfig, KVCache, encode, generate, token_label
 from course_lib.speculative import (
     EXAMPLE_TREES,
     MedusaHeads,
@@ -31,7 +31,6 @@ from course_lib.speculative import (
     medusa_step,
     medusa_tree,
     save_heads,
-    token_label,
     train_heads,
     typical_acceptance,
 )

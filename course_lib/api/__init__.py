@@ -13,9 +13,11 @@ exported function costs nothing extra per call (no wrapper, unlike ``functools.w
 
 The parts, bottom-up:
 
-* :mod:`~course_lib.api.decorator` — :class:`api_export`, the registry (:func:`registry`,
+* :mod:`course_lib._export` — :class:`api_export`, the registry (:func:`registry`,
   :func:`exported_names`, :func:`resolve`, :func:`clear`) and :class:`DuplicateExportError`;
-  an optional ``v1=`` list of names models ``tf.compat.v1``.
+  an optional ``v1=`` list of names models ``tf.compat.v1``. It lives in the library's core,
+  beside ``_checks``, because every chapter exports through it (as TensorFlow keeps
+  ``tf_export`` in ``tensorflow/python/util``); this chapter re-exports and teaches it.
 * :mod:`~course_lib.api.namespaces` — :func:`tree` / :func:`namespace`: the flat registry as an
   attribute tree (``tf.math.add``, ``tf.compat.v1.add``).
 * :mod:`~course_lib.api.wrapping` — the ``functools.wraps`` alternative and
@@ -32,24 +34,19 @@ Notebook: ``05_api_export``. Tests: ``tests/test_api.py``.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
-from course_lib.api.decorator import (
+from course_lib._export import (
     VERSIONS,
     DuplicateExportError,
     Version,
     api_export,
     clear,
+    export,
     exported_names,
     registry,
     resolve,
 )
 from course_lib.api.namespaces import namespace, tree
 from course_lib.api.wrapping import CallOverhead, call_overhead, wrapping_register
-
-export: Callable[..., api_export] = functools.partial(api_export, api_name="course_lib")
-export.__doc__ = """``api_export`` bound to the ``course_lib`` API: ``@export("module.name")`` records the name."""
 
 export("api.api_export")(api_export)
 export("api.export")(export)

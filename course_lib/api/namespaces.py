@@ -20,7 +20,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from course_lib.api.decorator import Version, api_export, registry
+from course_lib._export import Version, api_export, registry
 
 # Applied by hand: ``export`` is defined in the package ``__init__``, after this module.
 _export = api_export

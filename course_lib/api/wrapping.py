@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from course_lib import _checks
-from course_lib.api.decorator import api_export, clear
+from course_lib._export import api_export, clear
 
 _export = api_export  # ``export`` is bound in the package ``__init__``, after this module
 DEMO_API = "overhead_demo"  # a throw-away API, cleared after each measurement

@@ -14,27 +14,22 @@ Layers, bottom-up (each module's docstring is its concept card):
 * :mod:`~course_lib.attention.online_softmax` — :func:`online_softmax`, :func:`merge_states`.
 * :mod:`~course_lib.attention.tiling` — the tile schedule and the causal skip condition.
 * :mod:`~course_lib.attention.flash_torch` — :func:`flash_attention_torch`, the tiled algorithm in PyTorch.
-* :mod:`~course_lib.attention.flash_triton` — the Triton kernels and :func:`flash_attention`
-  (``impl="triton" | "torch"``).
+* :mod:`~course_lib.attention.flash_triton` — the Triton kernels (loaded on first use: they need
+  the ``triton`` package).
+* :mod:`~course_lib.attention.flash` — :func:`flash_attention` (``impl="triton" | "torch"``), the
+  dispatcher above both paths.
 * :mod:`~course_lib.attention.io_model`, :mod:`~course_lib.attention.memory` — HBM traffic and
   memory kept for backward.
-* :mod:`~course_lib.attention.benchmark` — TFLOP/s against SDPA on a GPU.
+* :mod:`~course_lib.attention.benchmark` — TFLOP/s against SDPA on a GPU (a harness: reached as
+  ``course_lib.attention.benchmark``, not re-exported here).
 * :mod:`~course_lib.attention.tiling_view` — the widget; :mod:`~course_lib.attention.exercises`.
 
 Notebook: ``notebooks/09_flash_attention``. Tests: ``tests/test_attention*.py``.
 """
 
-from course_lib.attention.benchmark import BenchRow, attention_flops, compare_with_sdpa
+from course_lib._lazy import lazy_exports
+from course_lib.attention.flash import FlashAttention, flash_attention
 from course_lib.attention.flash_torch import FlashAttentionTorch, flash_attention_torch
-from course_lib.attention.flash_triton import (
-    FlashAttention,
-    FlashAttentionTriton,
-    KernelConfig,
-    flash_attention,
-    flash_attention_ref,
-    flash_attention_triton,
-    supported_dtypes,
-)
 from course_lib.attention.io_model import (
     HbmTraffic,
     flash_attention_io,
@@ -45,10 +40,15 @@ from course_lib.attention.memory import saved_for_backward_bytes
 from course_lib.attention.online_softmax import SoftmaxState, block_state, merge_states, online_softmax
 from course_lib.attention.reference import attention_ref
 from course_lib.attention.tiling import TileStep, causal_tile_skipped, tile_schedule
-from course_lib.attention.tiling_view import tiling_view, tiling_widget
+
+# Loaded on first use: the kernels need triton, the widget matplotlib and ipywidgets.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "flash_triton": ("FlashAttentionTriton", "KernelConfig", "flash_attention_ref", "flash_attention_triton",
+                     "supported_dtypes"),
+    "tiling_view": ("tiling_view", "tiling_widget"),
+})
 
 __all__ = [
-    "BenchRow",
     "FlashAttention",
     "FlashAttentionTorch",
     "FlashAttentionTriton",
@@ -56,11 +56,9 @@ __all__ = [
     "KernelConfig",
     "SoftmaxState",
     "TileStep",
-    "attention_flops",
     "attention_ref",
     "block_state",
     "causal_tile_skipped",
-    "compare_with_sdpa",
     "flash_attention",
     "flash_attention_io",
     "flash_attention_ref",

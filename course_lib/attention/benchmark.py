@@ -22,14 +22,19 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import _checks
-from course_lib.api import export
-from course_lib.attention.flash_triton import flash_attention, supported_dtypes
+from course_lib._export import export
+from course_lib.attention.flash import _triton_kernels, flash_attention
 
 TOKENS_PER_BATCH = 16 * 1024  # batch · N, as in the FlashAttention-2 benchmarks
 HIDDEN = 2048  # heads · d
 
 
-@export("attention.attention_flops")
+
+def _supported_dtypes() -> tuple[torch.dtype, ...]:
+    return _triton_kernels().supported_dtypes()
+
+
+@export("attention.benchmark.attention_flops")
 def attention_flops(batch: int, heads: int, n: int, d: int, causal: bool = False, backward: bool = False) -> float:
     """Matmul FLOPs of attention: ``4·B·H·N²·d`` forward (/2 causal); ×3.5 with the backward pass."""
     for name, value in (("batch", batch), ("heads", heads), ("n", n), ("d", d)):
@@ -53,7 +58,7 @@ def cuda_time_ms(fn: Callable[[], object], warmup: int = 3, reps: int = 10) -> f
     return statistics.median(times)
 
 
-@export("attention.BenchRow")
+@export("attention.benchmark.BenchRow")
 @dataclass(frozen=True)
 class BenchRow:
     """One measured configuration."""
@@ -84,7 +89,7 @@ def _step(attn: Callable, q, k, v, causal: bool, grad: torch.Tensor | None) -> C
     return fwd_bwd
 
 
-@export("attention.compare_with_sdpa")
+@export("attention.benchmark.compare_with_sdpa")
 def compare_with_sdpa(ns: Iterable[int] = (1024, 2048, 4096, 8192, 16384), ds: Iterable[int] = (64, 128),
                       dtypes: Iterable[torch.dtype] = (torch.float16, torch.bfloat16), causal: bool = False,
                       reps: int = 10) -> list[BenchRow]:
@@ -104,7 +109,7 @@ def compare_with_sdpa(ns: Iterable[int] = (1024, 2048, 4096, 8192, 16384), ds: I
 
     rows = []
     for dtype in dtypes:
-        if dtype not in supported_dtypes():  # bf16 before compute capability 8.0: not covered
+        if dtype not in _supported_dtypes():  # bf16 before compute capability 8.0: not covered
             continue
         for d in ds:
             for n in ns:

@@ -33,7 +33,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.attention.online_softmax import SoftmaxState, block_state, merge_states
 from course_lib.attention.reference import causal_mask, check_qkv
 from course_lib.attention.tiling import causal_tile_skipped

@@ -42,8 +42,7 @@ import triton.language as tl
 from torch.autograd.function import once_differentiable
 
 from course_lib import _checks
-from course_lib.api import export
-from course_lib.attention.flash_torch import flash_attention_torch
+from course_lib._export import export
 from course_lib.attention.reference import attention_lse_ref, check_qkv
 from course_lib.runtime import bf16_supported, gpu_info, triton_device, triton_mode
 
@@ -416,59 +415,3 @@ def flash_attention_triton(
     _check_config(fwd_config)
     _check_config(bwd_config)
     return FlashAttentionTriton.apply(q, k, v, bool(causal), scale, fwd_config, bwd_config)
-
-
-@export("attention.flash_attention")
-def flash_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
-    impl: str = "triton",
-) -> torch.Tensor:
-    """softmax(scale · Q Kᵀ) V without materialising the N×N matrix; forward and backward.
-
-    Args:
-        q (Tensor[B, H, T, D]): queries.
-        k (Tensor[B, H, S, D]): keys (same D as q).
-        v (Tensor[B, H, S, D]): values (same D as q).
-        causal: query ``i`` sees keys ``j <= i`` (top-left aligned, as SDPA's ``is_causal``).
-        scale: score multiplier; default ``1 / sqrt(D)``.
-        impl: ``"triton"`` — the kernels in this file (natively on a GPU, in Triton's interpreter
-            on the CPU; fp32/fp16, bf16 on GPUs with bf16, D in [16, 128]) — or ``"torch"`` —
-            :func:`flash_attention_torch`, any float dtype and head dim, any device.
-
-    Returns:
-        Tensor[B, H, T, D]: the attention output, in q's dtype.
-
-    Raises:
-        TypeError: non-tensors, non-float or mismatched dtypes, a dtype the Triton path lacks.
-        ValueError: wrong rank, mismatched sizes or devices, an unknown ``impl``, a head dim or
-            device the Triton path does not cover (the message names ``impl="torch"``).
-        RuntimeError: ``impl="triton"`` without the triton package.
-
-    Example:
-        >>> from course_lib.attention import attention_ref
-        >>> q, k, v = torch.randn(3, 1, 2, 17, 16).unbind(0)
-        >>> o = flash_attention(q, k, v, causal=True)   # Triton's interpreter on a CPU
-        >>> torch.allclose(o, attention_ref(q, k, v, causal=True), atol=1e-5)
-        True
-    """
-    _checks.one_of("impl", impl, ("triton", "torch"))
-    if impl == "torch":
-        return flash_attention_torch(q, k, v, causal, scale)
-    return flash_attention_triton(q, k, v, causal, scale)
-
-
-@export("attention.FlashAttention")
-class FlashAttention(torch.nn.Module):
-    """:func:`flash_attention` as a module: ``FlashAttention(causal=True)(q, k, v)``."""
-
-    def __init__(self, causal: bool = False, scale: float | None = None, impl: str = "triton") -> None:
-        super().__init__()
-        self.causal = causal  # mask keys after the query
-        self.scale = scale  # None: 1 / sqrt(D)
-        self.impl = _checks.one_of("impl", impl, ("triton", "torch"))  # which implementation runs
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return flash_attention(q, k, v, self.causal, self.scale, self.impl)
-
-    def extra_repr(self) -> str:
-        return f"causal={self.causal}, scale={self.scale}, impl={self.impl!r}"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 @export("attention.HbmTraffic")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 @export("attention.saved_for_backward_bytes")

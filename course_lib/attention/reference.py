@@ -23,7 +23,7 @@ import math
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None) -> tuple[dict[str, int], float]:

@@ -25,7 +25,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.attention.online_softmax import SoftmaxState, block_state, merge_states
 from course_lib.attention.reference import causal_mask
 from course_lib.attention.tiling import TileStep, tile_schedule

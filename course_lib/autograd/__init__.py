@@ -3,20 +3,33 @@
 Modules, bottom-up: :mod:`~course_lib.autograd.engine` (topological sort and the backward
 pass), :mod:`~course_lib.autograd.grad_mode` (``no_grad``), :mod:`~course_lib.autograd.tensor` (``Tensor`` and its ops), :mod:`~course_lib.autograd.gradcheck`
 (central differences), :mod:`~course_lib.autograd.functions` (custom ``torch.autograd.Function``\\ s),
-:mod:`~course_lib.autograd.graph` (the backward-pass widget), :mod:`~course_lib.autograd.mlp`
+:mod:`~course_lib.autograd.backward_view` (the backward-pass widget), :mod:`~course_lib.autograd.mlp`
 (the digits MLP on both engines), :mod:`~course_lib.autograd.cost` (the cheap-gradient ratio),
 :mod:`~course_lib.autograd.exercises`.
 
 Notebook: ``01_autograd``. Tests: ``tests/test_autograd*.py``.
 """
 
+from course_lib.autograd.backward_view import (
+                                     BackwardTrace,
+                                     backward_view,
+                                     backward_widget,
+                                     example_graph,
+                                     trace_backward,
+)
 from course_lib.autograd.cost import GradientCost, gradient_cost
 from course_lib.autograd.functions import logsumexp, straight_through_sign
-from course_lib.autograd.gradcheck import GradcheckError, gradcheck
-from course_lib.autograd.graph import BackwardTrace, backward_view, backward_widget, example_graph, trace_backward
-from course_lib.autograd.mlp import (DigitsConfig, DigitsRun, cross_entropy, init_params, load_digits_split,
-                                     mlp_forward, train_digits)
 from course_lib.autograd.grad_mode import is_grad_enabled, no_grad
+from course_lib.autograd.gradcheck import GradcheckError, gradcheck
+from course_lib.autograd.mlp import (
+                                     DigitsConfig,
+                                     DigitsRun,
+                                     cross_entropy,
+                                     init_params,
+                                     load_digits_split,
+                                     mlp_forward,
+                                     train_digits,
+)
 from course_lib.autograd.tensor import Tensor, unbroadcast
 
 __all__ = [

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.autograd.mlp import Engine, _to_engine, cross_entropy, init_params, mlp_forward
 from course_lib.runtime import one_thread
 

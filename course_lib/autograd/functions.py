@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 class _LogSumExp(torch.autograd.Function):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from course_lib.api import export
+from course_lib._export import export
 
 _grad_enabled = True  # flipped by no_grad()
 

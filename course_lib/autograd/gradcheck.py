@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.autograd.grad_mode import no_grad
 from course_lib.autograd.tensor import Tensor
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.autograd.grad_mode import no_grad
 from course_lib.autograd.tensor import Tensor
 from course_lib.runtime import one_thread

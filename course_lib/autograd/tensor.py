@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.autograd.engine import run_backward
 from course_lib.autograd.grad_mode import is_grad_enabled
 

@@ -12,7 +12,7 @@ density-ratio estimation to a bound on mutual information to a sequence model:
   the InfoNCE (≤ log N), NWJ and DV bounds from a matrix of critic scores.
 * :mod:`~course_lib.contrastive.cpc` — Contrastive Predictive Coding on noisy oscillators:
   accuracy per step ahead, and a linear probe for the hidden frequency.
-* :mod:`~course_lib.contrastive.views` — the InfoNCE explorer widget.
+* :mod:`~course_lib.contrastive.infonce_view` — the InfoNCE explorer widget.
 * :mod:`~course_lib.contrastive.exercises` — four auto-checked exercises.
 
 References: Gutmann & Hyvärinen (AISTATS 2010); van den Oord, Li & Vinyals, *CPC* (2018);
@@ -24,6 +24,7 @@ Notebook: ``06_self_supervised``. Tests: ``tests/test_contrastive.py``,
 """
 
 from course_lib.contrastive.cpc import CPC, CPCConfig, CPCResult, linear_probe_r2, oscillator_batch, train_cpc
+from course_lib.contrastive.infonce_view import info_nce_view, info_nce_widget
 from course_lib.contrastive.losses import info_nce, info_nce_from_logits, nt_xent, nt_xent_targets
 from course_lib.contrastive.mi import (
     SeparableCritic,
@@ -36,7 +37,6 @@ from course_lib.contrastive.mi import (
     train_critic,
 )
 from course_lib.contrastive.nce import GaussianToy, QuadraticLogRatio, fit_log_ratio, nce_loss
-from course_lib.contrastive.views import info_nce_view, info_nce_widget
 
 __all__ = [
     "CPC",

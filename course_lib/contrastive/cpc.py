@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib import _checks, runtime
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.runtime import one_thread
 
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 REDUCTIONS = ("mean", "sum", "none")
 

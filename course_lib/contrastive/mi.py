@@ -39,9 +39,9 @@ import torch
 from torch import nn
 
 from course_lib import _checks, runtime
-from course_lib.api import export
-from course_lib.runtime import one_thread
+from course_lib._export import export
 from course_lib.contrastive.losses import info_nce_from_logits
+from course_lib.runtime import one_thread
 
 
 @export("contrastive.gaussian_mi")

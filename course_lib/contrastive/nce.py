@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.runtime import one_thread
 
 

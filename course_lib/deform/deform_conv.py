@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.deform.sampling import _bilinear_sample, output_size
 
 IntPair = int | tuple[int, int]

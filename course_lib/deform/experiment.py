@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.deform.deform_conv import deform_conv2d, kernel_grid
 from course_lib.deform.offsets import offset_field, scale_offsets
 from course_lib.runtime import one_thread

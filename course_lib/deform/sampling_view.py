@@ -30,7 +30,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.deform.deform_conv import sampling_positions
 from course_lib.deform.experiment import digit_images
 from course_lib.deform.offsets import offset_field, random_offsets, rotation_offsets, scale_offsets

@@ -14,7 +14,7 @@ Modules, bottom-up (each module's docstring is its concept card):
 * :mod:`~course_lib.detection.nms` — :func:`nms`, :func:`batched_nms`, :func:`nms_with_suppressors`.
 * :mod:`~course_lib.detection.roi` — :func:`roi_pool`, :func:`roi_align`, :func:`roi_align_sample_points`.
 * :mod:`~course_lib.detection.rpn` — :func:`match_anchors`, :func:`label_anchors`, :func:`filter_proposals`.
-* :mod:`~course_lib.detection.views` — the anchors-and-NMS widget; :mod:`~course_lib.detection.exercises`.
+* :mod:`~course_lib.detection.anchors_view` — the anchors-and-NMS widget; :mod:`~course_lib.detection.exercises`.
 
 Everything is checked against torchvision (``torchvision.ops`` and
 ``torchvision.models.detection``). Notebook: ``notebooks/07_faster_rcnn``.
@@ -22,6 +22,7 @@ Tests: ``tests/test_detection*.py``.
 """
 
 from course_lib.detection.anchors import base_anchors, generate_anchors
+from course_lib.detection.anchors_view import Scene, anchors_nms_view, anchors_nms_widget, example_scene
 from course_lib.detection.boxes import (
     BBOX_XFORM_CLIP,
     box_area,
@@ -34,7 +35,6 @@ from course_lib.detection.boxes import (
 from course_lib.detection.nms import NmsResult, batched_nms, nms, nms_with_suppressors
 from course_lib.detection.roi import roi_align, roi_align_sample_points, roi_pool, rois_from_boxes
 from course_lib.detection.rpn import filter_proposals, label_anchors, match_anchors
-from course_lib.detection.views import Scene, anchors_nms_view, anchors_nms_widget, example_scene
 
 __all__ = [
     "BBOX_XFORM_CLIP",

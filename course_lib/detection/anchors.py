@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 @export("detection.base_anchors")

@@ -35,7 +35,7 @@ import math
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)  # the largest dw, dh decoded: a box grows at most 62.5x
 

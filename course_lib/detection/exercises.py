@@ -4,7 +4,7 @@
 * :data:`encode_box` — Faster R-CNN's ``(dx, dy, dw, dh)`` of a ground-truth box w.r.t. an anchor.
 * :data:`greedy_nms` — non-maximum suppression, the greedy loop.
 
-Notebook: ``07_faster_rcnn`` §8. Tests: ``tests/test_detection_views.py``.
+Notebook: ``07_faster_rcnn`` §8. Tests: ``tests/test_detection_view.py``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.detection.boxes import _boxes, box_iou
 
 

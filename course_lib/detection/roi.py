@@ -43,7 +43,7 @@ import math
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 def _output_size(output_size: int | tuple[int, int]) -> tuple[int, int]:

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.detection.boxes import _boxes, box_iou, clip_boxes, decode_boxes, remove_small_boxes
 from course_lib.detection.nms import batched_nms
 

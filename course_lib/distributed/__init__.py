@@ -41,7 +41,7 @@ from course_lib.distributed.ring import (
     ring_schedule,
     simulate_ring,
 )
-from course_lib.distributed.stepper import ring_state, ring_view, ring_widget
+from course_lib.distributed.ring_view import ring_state, ring_view, ring_widget
 from course_lib.distributed.traffic import Traffic
 from course_lib.distributed.training import TrainConfig, run_training
 

@@ -44,7 +44,7 @@ import torch.distributed as dist
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.distributed.traffic import global_rank, group_ranks
 
 MB = 2**20

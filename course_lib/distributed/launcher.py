@@ -20,7 +20,7 @@ consequence, not as the cause.
 
 Worker functions must be importable by name (module-level functions in ``course_lib`` or another
 installed module): spawned processes re-import them; a function defined in a notebook cell
-cannot be found there. ``course_lib.distributed.experiments`` holds the chapter's workers.
+cannot be found there. ``course_lib.distributed.experiment`` holds the chapter's workers.
 
 The same worker functions run under ``torchrun`` (and so across machines) through
 :func:`init_from_env`; see ``course_lib.distributed.train``.
@@ -54,7 +54,7 @@ import torch
 import torch.distributed as dist
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 GRACE_SECONDS = 1.0  # after the first failure, how long to wait for other ranks' reports
 POLL_SECONDS = 0.02  # how often the parent checks for messages and dead processes
@@ -306,7 +306,7 @@ def launch(
     if getattr(fn, "__module__", "__main__") in ("__main__", "__mp_main__") or "<" in qualname:
         raise TypeError(
             f"fn must be a module-level function importable by name (like "
-            f"course_lib.distributed.experiments.hello); got {qualname or fn!r} from "
+            f"course_lib.distributed.experiment.hello); got {qualname or fn!r} from "
             f"{getattr(fn, '__module__', '?')}: worker processes re-import fn by name and cannot see "
             "functions defined in a notebook cell or inside another function"
         )

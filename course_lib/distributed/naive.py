@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.distributed.traffic import Traffic, check_all_reduce_args, global_rank
 
 

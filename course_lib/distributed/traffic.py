@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.distributed.launcher import require_process_group
 
 # Dtypes the algorithms reduce with a local ``add_`` after a byte-exact send/recv.

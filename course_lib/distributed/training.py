@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.distributed.ddp import SimpleDDP
 from course_lib.distributed.launcher import init_from_env, launch, require_process_group, worker_device
 

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 PARAM_NAMES = ("fc1.weight", "fc1.bias", "bn.weight", "bn.bias", "fc2.weight", "fc2.bias")
 BUFFER_NAMES = ("bn.running_mean", "bn.running_var", "bn.num_batches_tracked")

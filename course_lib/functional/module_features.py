@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 @export("functional.ListHeldNet")

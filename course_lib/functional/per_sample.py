@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -3,7 +3,7 @@
 Used by the Medusa chapter (``10_medusa``, :mod:`course_lib.speculative`) and meant to be reused
 by later chapters (multi-token prediction). The parts, bottom-up:
 
-* :mod:`~course_lib.lm.tokenizer` — bytes as tokens (:func:`encode`, :func:`decode`).
+* :mod:`~course_lib.lm.tokenizer` — bytes as tokens (:func:`encode`, :func:`decode`, :func:`token_label`).
 * :mod:`~course_lib.lm.corpus` — the stdlib source split by file (:func:`load_corpus`).
 * :mod:`~course_lib.lm.model` — :class:`GPT`, :class:`GPTConfig`, :class:`KVCache`.
 * :mod:`~course_lib.lm.checkpoint` — :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`evaluate`.
@@ -24,7 +24,7 @@ from course_lib.lm.checkpoint import (
 from course_lib.lm.corpus import Corpus, code_prompts, load_corpus, validation_slice
 from course_lib.lm.generate import generate
 from course_lib.lm.model import GPT, GPTConfig, KVCache, lm_loss
-from course_lib.lm.tokenizer import VOCAB_SIZE, decode, encode
+from course_lib.lm.tokenizer import VOCAB_SIZE, decode, encode, token_label
 from course_lib.lm.training import PRESETS, TrainConfig, train_model
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "load_checkpoint",
     "load_corpus",
     "save_checkpoint",
+    "token_label",
     "train_model",
     "validation_slice",
 ]

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.model import GPT, GPTConfig
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 EXCLUDED_DIRS = ("test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "__pycache__")
 SEPARATOR = b"\n\n"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.model import GPT, KVCache
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 VOCAB_SIZE = 256  # one token per byte value
+_GLYPHS = {ord(" "): "␣", ord("\n"): "↵", ord("\t"): "⇥"}  # whitespace a reader can see
 
 
 @export("lm.encode")
@@ -66,3 +67,18 @@ def decode(tokens: torch.Tensor | list[int]) -> str:
     if bad:
         raise ValueError(f"tokens must be byte values in [0, {VOCAB_SIZE}); got {bad[0]}")
     return bytes(int(v) for v in values).decode("utf-8", errors="replace")
+
+
+@export("lm.token_label")
+def token_label(token: int) -> str:
+    """A one-glyph label for a byte token: ``␣`` space, ``↵`` newline, ``\\xNN`` if unprintable.
+
+    Used by the decoding viewers of chapters 10 and 11 to draw one token per node.
+
+    Raises:
+        ValueError: ``token`` is not a byte value in [0, 256).
+    """
+    token = _checks.integer("token", token, minimum=0, maximum=VOCAB_SIZE - 1)
+    if token in _GLYPHS:
+        return _GLYPHS[token]
+    return chr(token) if 32 < token < 127 else f"\\x{token:02x}"

@@ -33,7 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.checkpoint import evaluate, round_trip_fp16, save_checkpoint
 from course_lib.lm.corpus import load_corpus, random_batch, validation_slice
 from course_lib.lm.model import GPT, GPTConfig, lm_loss

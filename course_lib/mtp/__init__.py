@@ -9,7 +9,7 @@ speculative decoding). The parts, bottom-up:
   :func:`depth_accuracy`.
 * :mod:`~course_lib.mtp.mtp_decode` — :func:`mtp_generate`: self-speculative decoding with the
   depth-1 module as the draft model, lossless against greedy decoding.
-* :mod:`~course_lib.mtp.mtp_viewer` — :func:`mtp_decoding_view`, :func:`mtp_decoding_widget`.
+* :mod:`~course_lib.mtp.decoding_view` — :func:`mtp_decoding_view`, :func:`mtp_decoding_widget`.
 * :mod:`~course_lib.mtp.exercises` — the chapter's exercises.
 
 Command line: ``python -m course_lib.mtp.train`` retrains the committed modules
@@ -18,10 +18,10 @@ Command line: ``python -m course_lib.mtp.train`` retrains the committed modules
 Notebook: ``11_multi_token_prediction``. Tests: ``tests/test_mtp.py``.
 """
 
+from course_lib.mtp.decoding_view import committed_kinds, mtp_decoding_view, mtp_decoding_widget
 from course_lib.mtp.mtp_decode import MTPResult, MTPStep, mtp_generate
 from course_lib.mtp.mtp_module import MTP_CHECKPOINT, MTPModule, MultiTokenPredictor, load_mtp, save_mtp
 from course_lib.mtp.mtp_training import DepthAccuracy, depth_accuracy, mtp_loss, train_mtp
-from course_lib.mtp.mtp_viewer import committed_kinds, mtp_decoding_view, mtp_decoding_widget
 
 __all__ = [
     "MTP_CHECKPOINT",

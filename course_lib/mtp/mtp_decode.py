@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.generate import check_prompt
 from course_lib.lm.model import GPT, KVCache
 from course_lib.mtp.mtp_module import MultiTokenPredictor

@@ -14,7 +14,7 @@ out and builds mixed-precision training on it:
   :func:`autocast` with bf16 on the CPU and fp16 on CUDA.
 * :mod:`~course_lib.numerics.experiment` — one classifier trained in four precisions; gradient
   underflow measured.
-* :mod:`~course_lib.numerics.views` and :mod:`~course_lib.numerics.widgets` — the bit editor, a
+* :mod:`~course_lib.numerics.formats_view` — the bit editor, a
   value in every format, the number line.
 * :mod:`~course_lib.numerics.exercises` — four auto-checked exercises.
 
@@ -27,7 +27,7 @@ not for tensors); one device for the scaler.
 
 Notebook: ``03_floating_point``. Tests: ``tests/test_numerics.py`` (formats, codec),
 ``tests/test_numerics_training.py`` (scaler, mixed precision, experiment),
-``tests/test_numerics_views.py`` (views, widgets, exercises).
+``tests/test_numerics_view.py`` (views, widgets, exercises).
 """
 
 from course_lib.numerics.codec import classify, decode, encode, fields, neighbours, round_to
@@ -42,10 +42,18 @@ from course_lib.numerics.experiment import (
     train,
 )
 from course_lib.numerics.formats import FORMATS, FloatFormat, FormatConstants, constants, get_format
+from course_lib.numerics.formats_view import (
+    BitEditorWidget,
+    bit_editor_view,
+    bit_editor_widget,
+    bits_figure,
+    number_line_view,
+    number_line_widget,
+    value_view,
+    value_widget,
+)
 from course_lib.numerics.loss_scaling import DynamicLossScaler, update_scale
 from course_lib.numerics.mixed_precision import MasterWeights, autocast, autocast_dtype
-from course_lib.numerics.views import bit_editor_view, bits_figure, number_line_view, value_view
-from course_lib.numerics.widgets import BitEditorWidget, bit_editor_widget, number_line_widget, value_widget
 
 __all__ = [
     "FORMATS",

@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.numerics.formats import FloatFormat, _decode_fields, get_format
 
 Kind = Literal["zero", "subnormal", "normal", "inf", "nan"]

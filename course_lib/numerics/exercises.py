@@ -1,6 +1,6 @@
 """Exercises for chapter 3: decode FP8 by hand, FP16 spacing, BF16 rounding, the loss-scale rule.
 
-Each is a :class:`course_lib.exercises.Exercise`; ``tests/test_numerics_views.py`` checks them with
+Each is a :class:`course_lib.exercises.Exercise`; ``tests/test_numerics_view.py`` checks them with
 correct alternative solutions and with wrong ones. Notebook: ``03_floating_point`` (section
 "Exercises").
 """

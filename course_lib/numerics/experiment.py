@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from course_lib import _checks, runtime
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.numerics.loss_scaling import DynamicLossScaler
 from course_lib.numerics.mixed_precision import MasterWeights, autocast, autocast_dtype
 

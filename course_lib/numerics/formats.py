@@ -35,7 +35,7 @@ from typing import Literal
 
 import torch
 
-from course_lib.api import export
+from course_lib._export import export
 
 NanRule = Literal["ieee", "all_ones"]
 Overflow = Literal["inf", "saturate"]

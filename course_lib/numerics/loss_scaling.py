@@ -32,7 +32,7 @@ import math
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.numerics.codec import round_to
 
 

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from course_lib import _checks, runtime
-from course_lib.api import export
+from course_lib._export import export
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 

@@ -12,8 +12,8 @@ Heads" (ICML 2024); reference code FasterDecoding/Medusa. The parts, bottom-up:
 * :mod:`~course_lib.speculative.medusa_acceptance` — :func:`greedy_acceptance`,
   :func:`typical_acceptance`.
 * :mod:`~course_lib.speculative.medusa_decode` — :func:`medusa_step`, :func:`medusa_generate`.
-* :mod:`~course_lib.speculative.medusa_speed` — :func:`forward_time`, :func:`compare_decoding`.
-* :mod:`~course_lib.speculative.medusa_viewer` — :func:`draft_tree_view`, :func:`draft_tree_widget`.
+* :mod:`~course_lib.speculative.experiment` — :func:`forward_time`, :func:`compare_decoding`.
+* :mod:`~course_lib.speculative.draft_tree_view` — :func:`draft_tree_view`, :func:`draft_tree_widget`.
 * :mod:`~course_lib.speculative.exercises` — the chapter's exercises.
 
 Command line: ``python -m course_lib.speculative.train`` retrains the committed heads
@@ -22,13 +22,13 @@ Command line: ``python -m course_lib.speculative.train`` retrains the committed 
 Notebook: ``10_medusa``. Tests: ``tests/test_speculative.py``.
 """
 
+from course_lib.speculative.draft_tree_view import draft_tree_view, draft_tree_widget
+from course_lib.speculative.experiment import DecodingStats, compare_decoding, forward_time
 from course_lib.speculative.medusa_acceptance import greedy_acceptance, typical_acceptance
 from course_lib.speculative.medusa_decode import MedusaResult, MedusaStep, medusa_generate, medusa_step
 from course_lib.speculative.medusa_heads import HEADS_CHECKPOINT, MedusaHeads, load_heads, save_heads
-from course_lib.speculative.medusa_speed import DecodingStats, compare_decoding, forward_time
 from course_lib.speculative.medusa_training import HeadAccuracy, head_accuracy, train_heads
 from course_lib.speculative.medusa_tree import EXAMPLE_TREES, MedusaTree, medusa_tree
-from course_lib.speculative.medusa_viewer import draft_tree_view, draft_tree_widget, token_label
 
 __all__ = [
     "EXAMPLE_TREES",
@@ -50,7 +50,6 @@ __all__ = [
     "medusa_step",
     "medusa_tree",
     "save_heads",
-    "token_label",
     "train_heads",
     "typical_acceptance",
 ]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 
 def _check(candidates: torch.Tensor, logits: torch.Tensor) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.generate import check_prompt
 from course_lib.lm.model import GPT, KVCache
 from course_lib.speculative.medusa_acceptance import greedy_acceptance, typical_acceptance

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.checkpoint import load_addon, save_addon
 from course_lib.lm.model import GPT
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.model import GPT
 from course_lib.lm.training import train_addon
 from course_lib.speculative.medusa_heads import MedusaHeads

@@ -34,7 +34,7 @@ from functools import cached_property
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 
 Path = tuple[int, ...]
 

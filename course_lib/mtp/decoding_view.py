@@ -21,12 +21,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.model import GPT
-from course_lib.lm.tokenizer import decode, encode
+from course_lib.lm.tokenizer import decode, encode, token_label
 from course_lib.mtp.mtp_decode import MTPResult, mtp_generate
 from course_lib.mtp.mtp_module import MultiTokenPredictor
-from course_lib.speculative.medusa_viewer import token_label
 from course_lib.widgets import View, ViewWidget
 
 COLUMNS = 32  # cells per row of the strip

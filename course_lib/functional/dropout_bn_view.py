@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.functional.model import Net, NetConfig, net_forward, net_forward_naive
 from course_lib.widgets import View, ViewWidget
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.generate import generate
 from course_lib.lm.model import GPT, KVCache
 from course_lib.speculative.medusa_decode import medusa_generate

@@ -1,4 +1,4 @@
-"""The anchors-and-NMS widget (course_lib.detection.views), moved headlessly, and the exercises of
+"""The anchors-and-NMS widget (course_lib.detection.anchors_view), moved headlessly, and the exercises of
 chapter 7 (course_lib.detection.exercises) with right and wrong learner functions."""
 
 from __future__ import annotations

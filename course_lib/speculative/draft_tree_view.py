@@ -18,25 +18,14 @@ import functools
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.lm.model import GPT
-from course_lib.lm.tokenizer import decode, encode
+from course_lib.lm.tokenizer import decode, encode, token_label
 from course_lib.speculative.medusa_decode import MedusaResult, medusa_generate
 from course_lib.speculative.medusa_heads import MedusaHeads
 from course_lib.speculative.medusa_tree import MedusaTree
 from course_lib.widgets import View, ViewWidget
-
-_SPECIAL = {ord(" "): "␣", ord("\n"): "↵", ord("\t"): "⇥"}
-
-
-@export("speculative.token_label")
-def token_label(token: int) -> str:
-    """A one-glyph label for a byte token: ``␣`` space, ``↵`` newline, ``\\xNN`` if unprintable."""
-    if token in _SPECIAL:
-        return _SPECIAL[token]
-    return chr(token) if 32 < token < 127 else f"\\x{token:02x}"
 
 
 def _layout(tree: MedusaTree) -> list[tuple[float, float]]:

@@ -1,5 +1,9 @@
 """The export decorator and its registry: record public names, return the very same object.
 
+The library's core, beside :mod:`course_lib._checks`: every chapter exports its public names
+through :data:`export`, so nothing here may depend on a chapter. Chapter 5 (:mod:`course_lib.api`)
+re-exports and teaches it.
+
 Modelled on TensorFlow's ``tf_export`` (``tensorflow/python/util/tf_export.py``). Applying
 ``api_export("ops.nms", api_name="course_lib")`` to a function or class
 
@@ -29,9 +33,10 @@ Notebook: ``05_api_export``. Tests: ``tests/test_api.py``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import keyword
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
@@ -201,3 +206,7 @@ def resolve(name: str, api_name: str = "course_lib") -> Any:
         except AttributeError as err:
             raise LookupError(f"{api_name}.{name} does not resolve: {path} does not exist") from err
     return obj
+
+
+export: Callable[..., api_export] = functools.partial(api_export, api_name="course_lib")
+export.__doc__ = """``api_export`` bound to the ``course_lib`` API: ``@export("module.name")`` records the name."""

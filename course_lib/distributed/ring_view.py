@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.distributed.ring import ring_schedule, simulate_ring
 
 if TYPE_CHECKING:  # matplotlib and ipywidgets load only when a picture is drawn, never in workers

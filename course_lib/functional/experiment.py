@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.functional.model import Net, NetConfig
 from course_lib.functional.per_sample import per_sample_grads_loop, per_sample_grads_vmap
 from course_lib.runtime import one_thread

@@ -12,7 +12,7 @@ and a cloud of scored, jittered proposals around them):
   and dashed; the caption names, for every suppressed box, the kept box that suppressed it.
 
 :func:`anchors_nms_widget` wires sliders to it. Notebook: ``07_faster_rcnn`` §7 (widget).
-Tests: ``tests/test_detection_views.py``.
+Tests: ``tests/test_detection_view.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.detection.anchors import generate_anchors
 from course_lib.detection.boxes import box_iou
 from course_lib.detection.nms import nms_with_suppressors

@@ -16,8 +16,7 @@ from course_lib.numerics import (
     value_widget,
 )
 from course_lib.numerics import exercises as ex
-from course_lib.numerics.views import parse_bits
-from course_lib.numerics.widgets import flip_bit
+from course_lib.numerics.formats_view import flip_bit, parse_bits
 
 
 def test_bit_editor_view_decodes_field_by_field():

@@ -12,7 +12,7 @@ penalty, chosen so that ``w`` is used twice: watch its gradient arrive in two pa
 
     u = w·x   z = u + b   y = tanh(z)   e = y - t   L = e² + 0.1·w²
 
-Notebook: ``01_autograd`` ("Widget: watch the backward pass"). Tests: ``tests/test_autograd_graph.py``.
+Notebook: ``01_autograd`` ("Widget: watch the backward pass"). Tests: ``tests/test_autograd_view.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.patches import FancyBboxPatch
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.autograd.engine import run_backward, topological_order
 from course_lib.autograd.tensor import Tensor
 from course_lib.widgets import View, ViewWidget

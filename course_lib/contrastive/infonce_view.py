@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
 from course_lib import _checks
-from course_lib.api import export
+from course_lib._export import export
 from course_lib.contrastive.losses import info_nce
 from course_lib.contrastive.mi import gaussian_mi, sample_correlated_gaussians
 from course_lib.widgets import View, ViewWidget
