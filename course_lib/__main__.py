@@ -15,9 +15,22 @@ from course_lib.chapters import CHAPTERS
 
 
 def load_all_chapters() -> None:
-    """Import every chapter's module, so the export registry holds the whole public API."""
+    """Import every module of every chapter, so the export registry holds the whole public API.
+
+    Chapters load their widget and kernel modules lazily (:mod:`course_lib._lazy`), so importing
+    the packages is not enough: every submodule is imported. ``train`` scripts are skipped (they
+    are entry points), and so are Triton kernel modules where the triton package is missing.
+    """
+    import pkgutil
+
+    from course_lib.runtime import triton_available
+
     for chapter in CHAPTERS:
-        importlib.import_module(chapter.module)
+        package = importlib.import_module(chapter.module)
+        for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=f"{chapter.module}."):
+            if info.name.endswith(".train") or (info.name.endswith("_triton") and not triton_available()):
+                continue
+            importlib.import_module(info.name)
 
 
 def api_table() -> str:

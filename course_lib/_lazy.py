@@ -1,10 +1,12 @@
 """Lazy re-exports for a chapter package (PEP 562): heavy parts load on first use.
 
-A chapter's ``__init__`` imports its concepts eagerly and lists the rest — widget modules (which
-import matplotlib and ipywidgets) and Triton kernel modules (which need the ``triton`` package) —
-for :func:`lazy_exports`. ``import course_lib.attention`` then loads neither matplotlib, ipywidgets
-nor Triton; ``from course_lib.attention import tiling_widget`` loads ``tiling_view`` at that moment,
-and the name is cached on the package so later look-ups are plain attribute reads.
+A chapter's ``__init__`` imports its modules eagerly and lists those that need an optional
+package — the Triton kernel modules — for :func:`lazy_exports`. ``import course_lib.attention``
+then works without Triton; ``from course_lib.attention import flash_attention_triton`` loads the
+kernels at that moment, and the name is cached on the package so later look-ups are plain
+attribute reads. (Widget modules are imported eagerly but import matplotlib and ipywidgets
+inside their drawing and widget functions; a lazy name must not equal its module's name, or the
+submodule attribute set by ``import`` would shadow it.)
 
 This is how torchvision keeps ``torchvision.ops`` importable when its compiled ops are missing, and
 what ``scipy``'s subpackages do with ``__getattr__``. Tests: ``tests/test_runtime.py``

@@ -40,12 +40,12 @@ from course_lib.attention.memory import saved_for_backward_bytes
 from course_lib.attention.online_softmax import SoftmaxState, block_state, merge_states, online_softmax
 from course_lib.attention.reference import attention_ref
 from course_lib.attention.tiling import TileStep, causal_tile_skipped, tile_schedule
+from course_lib.attention.tiling_view import tiling_view, tiling_widget
 
-# Loaded on first use: the kernels need triton, the widget matplotlib and ipywidgets.
+# Loaded on first use: the kernels need the triton package.
 __getattr__, __dir__ = lazy_exports(__name__, {
     "flash_triton": ("FlashAttentionTriton", "KernelConfig", "flash_attention_ref", "flash_attention_triton",
                      "supported_dtypes"),
-    "tiling_view": ("tiling_view", "tiling_widget"),
 })
 
 __all__ = [
