@@ -22,6 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 HASH_KEY = "source_sha256"
+LIBRARY_KEY = "library_sha256"  # {path relative to the repository: SHA-256} of the course_lib files it ran
+# Run after the notebook's own cells by :func:`build` (and removed again): which course_lib files
+# the kernel loaded, so a change to any of them makes the notebook's outputs stale.
+_LOADED_FILES_CELL = (
+    "import json as _json, sys as _sys\n"
+    "print(_json.dumps(sorted({m.__file__ for n, m in list(_sys.modules.items())\n"
+    "                          if n.split('.')[0] == 'course_lib' and getattr(m, '__file__', None)})))"
+)
 
 
 def repository_and_version() -> tuple[str, str]:
@@ -75,6 +83,26 @@ def recorded_hash(nb) -> str | None:
     return nb.metadata.get("course", {}).get(HASH_KEY)
 
 
+def file_hashes(paths: list[str]) -> dict[str, str]:
+    """``{path: SHA-256 of the file}`` for paths relative to the repository ('missing' if gone)."""
+    def digest(rel: str) -> str:
+        path = ROOT / rel
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
+    return {rel: digest(rel) for rel in paths}
+
+
+def recorded_library(nb) -> dict[str, str]:
+    """The course_lib files (and their hashes) the notebook's last :func:`build` ran."""
+    return dict(nb.metadata.get("course", {}).get(LIBRARY_KEY, {}))
+
+
+def stale_library_files(nb) -> list[str]:
+    """Recorded course_lib files whose content changed since the notebook was built."""
+    recorded = recorded_library(nb)
+    return sorted(rel for rel, sha in file_hashes(sorted(recorded)).items() if sha != recorded[rel])
+
+
 def build(py_path: Path, timeout: int = 900) -> float:
     """Execute ``py_path`` top to bottom and write its ``.ipynb`` beside it; return seconds taken.
 
@@ -87,11 +115,16 @@ def build(py_path: Path, timeout: int = 900) -> float:
     nb = read_py(py_path)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
+    nb.cells.append(nbformat.v4.new_code_cell(_LOADED_FILES_CELL))
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(py_path.parent)}}).execute()
     elapsed = time.perf_counter() - start
-    nb.metadata["course"] = {HASH_KEY: source_hash(nb), "executed_seconds": round(elapsed, 1),
-                             "python": sys.version.split()[0]}
+    probe = nb.cells.pop()
+    loaded = json.loads("".join(o.get("text", "") for o in probe.outputs if o.output_type == "stream"))
+    library = sorted(str(Path(f).resolve().relative_to(ROOT)) for f in loaded
+                     if Path(f).resolve().is_relative_to(ROOT))
+    nb.metadata["course"] = {HASH_KEY: source_hash(nb), LIBRARY_KEY: file_hashes(library),
+                             "executed_seconds": round(elapsed, 1), "python": sys.version.split()[0]}
     nbformat.write(nb, py_path.with_suffix(".ipynb"))
     return elapsed

@@ -49,6 +49,11 @@ def test_outputs_come_from_current_sources(name):
     nb = load(name)
     assert _notebooks.recorded_hash(nb) == _notebooks.source_hash(nb), (
         f"{name}.ipynb's outputs were not produced from its current sources; " + REBUILD.format(name))
+    library = _notebooks.recorded_library(nb)
+    assert any(path.startswith("course_lib/") for path in library), (
+        f"{name}.ipynb records no course_lib files it ran; " + REBUILD.format(name))
+    stale = _notebooks.stale_library_files(nb)
+    assert not stale, (f"{name}.ipynb's outputs came from older versions of {stale}; " + REBUILD.format(name))
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1)), f"{name}: not executed top to bottom once: {counts}"
     for i, cell in enumerate(nb.cells):
@@ -83,6 +88,20 @@ def test_hash_detects_a_changed_source():
     before = _notebooks.source_hash(nb)
     nb.cells[-1].source += "\nchanged"
     assert _notebooks.source_hash(nb) != before
+
+
+def test_library_change_makes_a_notebook_stale(tmp_path: Path, monkeypatch):
+    source = tmp_path / "course_lib" / "mod.py"
+    source.parent.mkdir()
+    source.write_text("x = 1\n")
+    monkeypatch.setattr(_notebooks, "ROOT", tmp_path)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["course"] = {_notebooks.LIBRARY_KEY: _notebooks.file_hashes(["course_lib/mod.py"])}
+    assert _notebooks.stale_library_files(nb) == []
+    source.write_text("x = 2\n")
+    assert _notebooks.stale_library_files(nb) == ["course_lib/mod.py"]
+    source.unlink()
+    assert _notebooks.stale_library_files(nb) == ["course_lib/mod.py"]
 
 
 def test_sync_check_detects_drift(tmp_path: Path):
