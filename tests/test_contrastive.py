@@ -4,6 +4,7 @@ CPC: tests/test_contrastive_cpc.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -20,6 +21,7 @@ from course_lib.contrastive import (
     gaussian_mi,
     info_nce,
     info_nce_from_logits,
+    info_nce_state,
     info_nce_view,
     info_nce_widget,
     infonce_bound,
@@ -31,6 +33,7 @@ from course_lib.contrastive import (
     train_critic,
 )
 from course_lib.contrastive import exercises as ex
+from course_lib.contrastive.infonce_view import TEMPERATURES
 
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 SIZES = [1, 3, 17]
@@ -328,31 +331,53 @@ def test_bad_inputs_are_named():
 # --- the widget -----------------------------------------------------------------------------
 
 
+def test_info_nce_state_is_pure_and_states_the_numbers():
+    """The state, without matplotlib: loss, bound, hits and probabilities from the same batch."""
+    state = info_nce_state(temperature=0.2, rho=0.8, n=8)
+    x, y = sample_correlated_gaussians(8, 8, 0.8, torch.Generator().manual_seed(0))
+    assert state.loss == info_nce(x, y, 0.2).item() and state.log_n == math.log(8)
+    assert state.bound == pytest.approx(math.log(8) - state.loss, abs=0)
+    assert state.true_mi == gaussian_mi(0.8, 8)
+    assert torch.allclose(state.probs.sum(1), torch.ones(8, dtype=state.probs.dtype))
+    assert state.hits == int((state.similarity.argmax(1) == torch.arange(8)).sum())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.loss = 0.0  # type: ignore[misc]
+    strong = info_nce_state(temperature=0.2, rho=0.99, n=8)  # more correlation: every row picks its positive
+    assert strong.hits == 8 and strong.loss < state.loss
+    assert math.log(8) - 0.1 < info_nce_state(temperature=10.0).loss < math.log(8)  # flat rows: loss → log N
+    for bad, kind, match in [({"n": 1}, ValueError, r"n must be an int in \[2, 32\]; got 1"),
+                             ({"temperature": 0.0}, ValueError, "temperature"),
+                             ({"rho": 1.0}, ValueError, "rho"), ({"seed": 0.5}, TypeError, "seed must be an int")]:
+        with pytest.raises(kind, match=match):
+            info_nce_state(**bad)
+
+
 def test_info_nce_view_caption_states_the_numbers():
     view = info_nce_view(temperature=0.2, rho=0.8, n=8)
+    state = info_nce_state(temperature=0.2, rho=0.8, n=8)
     assert view.figure.axes and "N = 8 pairs" in view.caption and "log N = 2.0794" in view.caption
-    x, y = sample_correlated_gaussians(8, 8, 0.8, torch.Generator().manual_seed(0))
-    loss = info_nce(x, y, 0.2).item()
-    assert f"InfoNCE loss = {loss:.4f}" in view.caption
-    assert f"log N - loss = {math.log(8) - loss:.4f}" in view.caption
-    assert f"true MI = {gaussian_mi(0.8, 8):.4f}" in view.caption
-    # More correlation: a lower loss and every row picks its positive.
-    strong = info_nce_view(temperature=0.2, rho=0.99, n=8)
-    assert "8/8" in strong.caption and strong.caption != view.caption
-    with pytest.raises(ValueError, match=r"n must be an int in \[2, 32\]; got 1"):
-        info_nce_view(n=1)
+    assert f"InfoNCE loss = {state.loss:.4f}" in view.caption and "τ = 0.2\n" in view.caption
+    assert f"log N - loss = {state.bound:.4f}" in view.caption
+    assert f"true MI = {state.true_mi:.4f}" in view.caption
+    ticks = view.figure.axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks)  # integer axes: whole keys
+    assert "8/8" in info_nce_view(temperature=0.2, rho=0.99, n=8).caption
 
 
-def test_info_nce_widget_moves_headlessly():
+def test_info_nce_widget_moves_headlessly_on_the_stated_values():
     w = info_nce_widget()
+    assert w.controls["temperature"].value == 0.2 and "τ = 0.2\n" in w.caption.value  # not 0.1995
     caption, image = w.caption.value, w.image.value
     w.controls["temperature"].value = 1.0
-    assert w.caption.value != caption and w.image.value != image and "τ = 1" in w.caption.value
+    assert w.caption.value != caption and w.image.value != image and "τ = 1\n" in w.caption.value
+    assert list(w.controls["temperature"].options) == list(TEMPERATURES)
     caption = w.caption.value
     w.controls["rho"].value = 0.1
-    assert w.caption.value != caption and "ρ = 0.100" in w.caption.value
+    assert w.caption.value != caption and "ρ = 0.10" in w.caption.value
     w.controls["n"].value = 16
     assert "N = 16 pairs" in w.caption.value and w.renders == 4
+    with pytest.raises(ValueError, match="temperature must be one of"):
+        info_nce_widget(temperature=0.3)
 
 
 # --- exercises ------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ density-ratio estimation to a bound on mutual information to a sequence model:
   the InfoNCE (≤ log N), NWJ and DV bounds from a matrix of critic scores.
 * :mod:`~course_lib.contrastive.cpc` — Contrastive Predictive Coding on noisy oscillators:
   accuracy per step ahead, and a linear probe for the hidden frequency.
-* :mod:`~course_lib.contrastive.infonce_view` — the InfoNCE explorer widget.
+* :mod:`~course_lib.contrastive.infonce_view` — the InfoNCE explorer: :func:`info_nce_state` (pure),
+  its view and widget.
+* :mod:`~course_lib.contrastive.experiment` — the notebook's measurements (not re-exported).
 * :mod:`~course_lib.contrastive.exercises` — four auto-checked exercises.
 
 References: Gutmann & Hyvärinen (AISTATS 2010); van den Oord, Li & Vinyals, *CPC* (2018);
@@ -24,7 +26,7 @@ Notebook: ``06_self_supervised``. Tests: ``tests/test_contrastive.py``,
 """
 
 from course_lib.contrastive.cpc import CPC, CPCConfig, CPCResult, linear_probe_r2, oscillator_batch, train_cpc
-from course_lib.contrastive.infonce_view import info_nce_view, info_nce_widget
+from course_lib.contrastive.infonce_view import InfoNceState, info_nce_state, info_nce_view, info_nce_widget
 from course_lib.contrastive.losses import info_nce, info_nce_from_logits, nt_xent, nt_xent_targets
 from course_lib.contrastive.mi import (
     SeparableCritic,
@@ -43,6 +45,7 @@ __all__ = [
     "CPCConfig",
     "CPCResult",
     "GaussianToy",
+    "InfoNceState",
     "QuadraticLogRatio",
     "SeparableCritic",
     "dv_bound",
@@ -51,6 +54,7 @@ __all__ = [
     "gaussian_mi",
     "info_nce",
     "info_nce_from_logits",
+    "info_nce_state",
     "info_nce_view",
     "info_nce_widget",
     "infonce_bound",
