@@ -89,7 +89,7 @@ def test_scaler_misuse_and_bad_arguments():
     p.grad = torch.ones(1)
     opt = torch.optim.SGD([p], lr=1.0)
     scaler.unscale_(opt)
-    with pytest.raises(RuntimeError, match="already called"):
+    with pytest.raises(RuntimeError, match="has already been called on this optimizer"):
         scaler.unscale_(opt)
     with pytest.raises(ValueError, match="growth_factor must be a number in \\(1.0, inf\\]"):
         DynamicLossScaler(growth_factor=0.5)
@@ -97,7 +97,7 @@ def test_scaler_misuse_and_bad_arguments():
         DynamicLossScaler(backoff_factor=2.0)
     with pytest.raises(TypeError, match="growth_interval must be an int"):
         DynamicLossScaler(growth_interval=2.5)
-    with pytest.raises(TypeError, match="loss must have a floating-point dtype"):
+    with pytest.raises(TypeError, match="outputs must have a floating-point dtype"):
         scaler.scale(torch.tensor(3))
 
 
