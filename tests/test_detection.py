@@ -31,6 +31,8 @@ from course_lib.detection import (
     nms,
     nms_with_suppressors,
     remove_small_boxes,
+    rpn_loss,
+    sample_anchors,
 )
 
 
@@ -269,6 +271,20 @@ def test_low_quality_matches_give_every_gt_an_anchor():
     assert match_anchors(iou, allow_low_quality_matches=True).tolist() == [-1, 1, 0]  # anchor 1 keeps its argmax
 
 
+def test_gt_box_overlapping_no_anchor_makes_every_unmatched_anchor_positive():
+    """Documented in rpn.py: torchvision's Matcher gives the same; the course keeps it."""
+    anchors = generate_anchors([(4, 4)], [(16, 16)], [(16,)], [(1.0,)])  # 16 anchors around a 64 x 64 image
+    gt = torch.tensor([[10.0, 10, 30, 30], [500.0, 500, 520, 520]])  # the second box touches no anchor
+    iou = box_iou(gt, anchors)
+    assert iou[1].max() == 0
+    matches = match_anchors(iou.clone())
+    assert torch.equal(matches, Matcher(0.7, 0.3, True)(iou.clone()))
+    labels, _ = label_anchors(anchors, gt)
+    assert torch.equal(labels, _rpn().assign_targets_to_anchors([anchors], [{"boxes": gt}])[0][0])
+    assert bool((labels[iou.max(0).values == 0] == 1).all())  # every anchor that overlaps nothing: positive
+    assert bool((labels == 1).all())  # here: all 16
+
+
 def _rpn(pre: int = 50, post: int = 20, min_size: float = 1e-3, score_thresh: float = 0.0) -> RegionProposalNetwork:
     rpn = RegionProposalNetwork(AnchorGenerator(((32, 64),), ((0.5, 1.0, 2.0),)), RPNHead(4, 6), 0.7, 0.3, 256, 0.5,
                                 {"training": pre, "testing": pre}, {"training": post, "testing": post}, 0.7,
@@ -315,3 +331,68 @@ def test_rpn_errors():
         filter_proposals(torch.zeros(4, 4), torch.zeros(4, 4), torch.zeros(4), [3], (10, 10))
     with pytest.raises(ValueError, match="logits has A=3"):
         filter_proposals(torch.zeros(4, 4), torch.zeros(4, 4), torch.zeros(3), [4], (10, 10))
+
+
+# --- the RPN's minibatch and loss ---------------------------------------------------------------------
+
+
+def _rpn_training_case(seed: int, gt: torch.Tensor):
+    anchors = generate_anchors([(8, 8)], [(16, 16)], [(32, 64)], [(0.5, 1.0, 2.0)])  # 384 anchors
+    rpn = _rpn()
+    labels, matched = rpn.assign_targets_to_anchors([anchors], [{"boxes": gt}])
+    targets = rpn.box_coder.encode(matched, [anchors])[0]
+    gen = torch.Generator().manual_seed(seed)
+    return rpn, anchors, labels[0], targets, torch.randn(len(anchors), generator=gen), \
+        0.3 * torch.randn(len(anchors), 4, generator=gen)
+
+
+@pytest.mark.parametrize("batch, fraction", [(256, 0.5), (16, 0.25), (7, 1.0), (0, 0.5), (1000, 0.5)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sample_anchors_equals_balanced_sampler(batch, fraction, seed):
+    from torchvision.models.detection._utils import BalancedPositiveNegativeSampler
+
+    gt = torch.tensor([[10.0, 10, 60, 50], [70, 20, 120, 100], [3, 90, 20, 110]])
+    _, _, labels, _, _, _ = _rpn_training_case(seed, gt)
+    torch.manual_seed(seed)
+    pos_mask, neg_mask = BalancedPositiveNegativeSampler(batch, fraction)([labels])
+    torch.manual_seed(seed)
+    pos, neg = sample_anchors(labels, batch, fraction)
+    assert torch.equal(pos, torch.where(pos_mask[0])[0]) and torch.equal(neg, torch.where(neg_mask[0])[0])
+    assert len(pos) == min(int((labels == 1).sum()), int(batch * fraction)) and bool((labels[pos] == 1).all())
+    assert len(neg) == min(int((labels == 0).sum()), batch - len(pos)) and bool((labels[neg] == 0).all())
+    gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)  # an explicit generator
+    assert all(torch.equal(a, b) for a, b in zip(sample_anchors(labels, batch, fraction, gen_a),
+                                                  sample_anchors(labels, batch, fraction, gen_b)))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("gt", [torch.tensor([[10.0, 10, 60, 50], [70, 20, 120, 100], [3, 90, 20, 110]]),
+                                torch.zeros(0, 4)], ids=["three-objects", "no-objects"])
+def test_rpn_loss_equals_region_proposal_network_compute_loss(seed, gt):
+    rpn, anchors, labels, targets, objectness, deltas = _rpn_training_case(seed, gt)
+    torch.manual_seed(seed)
+    tv_obj, tv_box = rpn.compute_loss(objectness, deltas, [labels], [targets])
+    torch.manual_seed(seed)
+    pos, neg = sample_anchors(labels, 256, 0.5)
+    obj, box = rpn_loss(objectness, deltas, labels, targets, pos, neg)
+    assert torch.equal(obj, tv_obj) and torch.equal(box, tv_box)
+    if len(gt) == 0:  # no objects: no positives, no box loss
+        assert len(pos) == 0 and box.item() == 0.0
+
+
+def test_rpn_loss_of_an_empty_minibatch_is_nan_as_torchvision():
+    labels = torch.full((5,), -1.0)  # every anchor ignored: nothing to sample
+    pos, neg = sample_anchors(labels)
+    assert len(pos) == len(neg) == 0
+    obj, box = rpn_loss(torch.zeros(5), torch.zeros(5, 4), labels, torch.zeros(5, 4), pos, neg)
+    assert math.isnan(obj.item()) and math.isnan(box.item())
+
+
+def test_sample_anchors_errors():
+    with pytest.raises(ValueError, match="labels must have 1 dim"):
+        sample_anchors(torch.zeros(3, 1))
+    with pytest.raises(ValueError, match=r"positive_fraction must be a number in \[0(\.0)?, 1(\.0)?\]"):
+        sample_anchors(torch.zeros(3), positive_fraction=1.5)
+    with pytest.raises(ValueError, match="deltas has A=3"):
+        rpn_loss(torch.zeros(4), torch.zeros(3, 4), torch.zeros(4), torch.zeros(4, 4), torch.zeros(0, dtype=torch.long),
+                 torch.zeros(0, dtype=torch.long))

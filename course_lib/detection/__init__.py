@@ -13,7 +13,8 @@ Modules, bottom-up (each module's docstring is its concept card):
 * :mod:`~course_lib.detection.anchors` — :func:`base_anchors`, :func:`generate_anchors`.
 * :mod:`~course_lib.detection.nms` — :func:`nms`, :func:`batched_nms`, :func:`nms_with_suppressors`.
 * :mod:`~course_lib.detection.roi` — :func:`roi_pool`, :func:`roi_align`, :func:`roi_align_sample_points`.
-* :mod:`~course_lib.detection.rpn` — :func:`match_anchors`, :func:`label_anchors`, :func:`filter_proposals`.
+* :mod:`~course_lib.detection.rpn` — :func:`match_anchors`, :func:`label_anchors`,
+  :func:`sample_anchors`, :func:`rpn_loss`, :func:`filter_proposals`.
 * :mod:`~course_lib.detection.anchors_view` — the anchors-and-NMS widget; :mod:`~course_lib.detection.exercises`.
 
 Everything is checked against torchvision (``torchvision.ops`` and
@@ -34,7 +35,7 @@ from course_lib.detection.boxes import (
 )
 from course_lib.detection.nms import NmsResult, batched_nms, nms, nms_with_suppressors
 from course_lib.detection.roi import roi_align, roi_align_sample_points, roi_pool, rois_from_boxes
-from course_lib.detection.rpn import filter_proposals, label_anchors, match_anchors
+from course_lib.detection.rpn import filter_proposals, label_anchors, match_anchors, rpn_loss, sample_anchors
 
 __all__ = [
     "BBOX_XFORM_CLIP",
@@ -61,4 +62,6 @@ __all__ = [
     "roi_align_sample_points",
     "roi_pool",
     "rois_from_boxes",
+    "rpn_loss",
+    "sample_anchors",
 ]

@@ -14,9 +14,10 @@ highest score down::
 boxes of different categories never suppress each other.
 
 Differences from torchvision: none intended — :func:`nms` equals ``torchvision.ops.nms``
-(strict ``>`` of the IoU, in the boxes' dtype, against the threshold in float64; a stable descending sort, so equal scores keep their input order; a pair of
-zero-area boxes has IoU ``nan``, which suppresses nothing) and :func:`batched_nms`
-``torchvision.ops.batched_nms``. This version loops in Python over the kept boxes after one
+(strict ``>`` of the IoU, in the boxes' dtype, against the threshold in float64; a stable
+descending sort, so equal scores keep their input order; a pair of zero-area boxes has
+IoU ``nan``, which suppresses nothing) and :func:`batched_nms` ``torchvision.ops.batched_nms``.
+This version loops in Python over the kept boxes after one
 vectorised IoU matrix: O(N²) memory, fine for the few thousand boxes of a course example,
 where torchvision's C++/CUDA kernels are faster. :func:`nms_with_suppressors` also reports
 *which* box suppressed each one (the widget's caption).

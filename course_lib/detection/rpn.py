@@ -15,9 +15,24 @@ anchor ``a`` (§3.1.2)::
                                  is positive too, even below `high`
 
 (the RPN uses high = 0.7, low = 0.3 and allows low-quality matches, so every object has at
-least one positive anchor). :func:`match_anchors` returns the match index with ``-1`` (below
+least one positive anchor). A ground-truth box that overlaps *no* anchor (IoU 0 with all of
+them, e.g. a box outside the anchors' reach) has best IoU 0, and every anchor "ties" at that
+best: the low-quality rule then makes **every anchor whose own best IoU is 0 positive** (matched
+to gt ``argmax``, i.e. the first gt), as torchvision's ``Matcher`` does. The course keeps this
+behaviour (a test pins it) and the notebook shows it; filter such boxes out of the targets.
+:func:`match_anchors` returns the match index with ``-1`` (below
 low) and ``-2`` (between) as torchvision's ``Matcher``; :func:`label_anchors` turns it into
 labels and the matched boxes.
+
+**The loss** (§3.1.3): per image, :func:`sample_anchors` draws a minibatch of
+``batch_size_per_image = 256`` labelled anchors, at most ``positive_fraction = 0.5`` of them
+positive (fewer when there are fewer positives; negatives fill the rest), uniformly at random
+(``torch.randperm``, in torchvision's order of calls, so a fixed seed draws the same anchors).
+:func:`rpn_loss` is then binary cross-entropy of the objectness logits over the sampled anchors
+(mean) plus smooth-L1 (``β = 1/9``) of the deltas over the sampled *positives*, summed and
+divided by the number of sampled anchors::
+
+    L = mean_{a ∈ S} BCE(o_a, y_a) + Σ_{a ∈ S+} smoothL1_{1/9}(t_a - t*_a) / |S|
 
 **Inference: proposals** (§3.3): per feature level keep the ``pre_nms_top_n`` highest logits →
 decode their deltas → clip to the image → drop boxes with a side < ``min_size`` → drop
@@ -28,8 +43,9 @@ Differences from torchvision: none intended — :func:`match_anchors` equals
 ``torchvision.models.detection._utils.Matcher``, :func:`label_anchors` the labels of
 ``RegionProposalNetwork.assign_targets_to_anchors`` and :func:`filter_proposals`
 ``RegionProposalNetwork.filter_proposals`` for one image (torchvision decodes first, in
-``forward``; here the decoding is part of the function). Limitation: one image at a time; no
-sampling of the 256 anchors per image that the RPN loss uses.
+``forward``; here the decoding is part of the function); :func:`sample_anchors` equals
+``BalancedPositiveNegativeSampler`` and :func:`rpn_loss` ``RegionProposalNetwork.compute_loss``
+under the same seed. Limitation: one image at a time.
 
 Notebook: ``07_faster_rcnn`` §6 (the RPN). Tests: ``tests/test_detection.py``.
 """
@@ -39,6 +55,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from course_lib import _checks
 from course_lib._export import export
@@ -96,6 +113,70 @@ def label_anchors(anchors: torch.Tensor, gt_boxes: torch.Tensor, high_threshold:
     labels = (matches >= 0).to(anchors.dtype)
     labels[matches == BETWEEN_THRESHOLDS] = -1.0
     return labels, matched
+
+
+@export("detection.sample_anchors")
+def sample_anchors(labels: torch.Tensor, batch_size_per_image: int = 256, positive_fraction: float = 0.5,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw the RPN's minibatch: ``(positive (Tensor[P]), negative (Tensor[Q]))`` anchor indices.
+
+    Args:
+        labels (Tensor[A]): 1 (object), 0 (background), -1 (ignored), as :func:`label_anchors`.
+        batch_size_per_image: anchors per image in the loss (256 in Faster R-CNN).
+        positive_fraction: at most this share of them positive (0.5).
+        generator: the random source; ``None`` draws from torch's global generator, as
+            torchvision does (so ``torch.manual_seed`` before both draws the same anchors).
+
+    Returns:
+        The sampled positive and negative indices, each in increasing order (torchvision returns
+        them as masks; ``torch.where(mask)`` gives this order). ``P = min(#positives,
+        ⌊batch · fraction⌋)``, ``Q = min(#negatives, batch - P)``.
+
+    Raises:
+        TypeError / ValueError: ``labels`` not a 1-D tensor, or sizes out of range.
+    """
+    _checks.tensor("labels", labels, ndim=1)
+    batch = _checks.integer("batch_size_per_image", batch_size_per_image, minimum=0)
+    fraction = _checks.real("positive_fraction", positive_fraction, minimum=0.0, maximum=1.0)
+    positive = torch.where(labels >= 1)[0]
+    negative = torch.where(labels == 0)[0]
+    num_pos = min(positive.numel(), int(batch * fraction))
+    num_neg = min(negative.numel(), batch - num_pos)
+    # Two permutations, positives first, as torchvision draws them: the same seed, the same anchors.
+    chosen_pos = positive[torch.randperm(positive.numel(), generator=generator, device=labels.device)[:num_pos]]
+    chosen_neg = negative[torch.randperm(negative.numel(), generator=generator, device=labels.device)[:num_neg]]
+    return chosen_pos.sort().values, chosen_neg.sort().values
+
+
+@export("detection.rpn_loss")
+def rpn_loss(objectness: torch.Tensor, deltas: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor,
+             positive: torch.Tensor, negative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The RPN's two losses on a sampled minibatch (module docstring).
+
+    Args:
+        objectness (Tensor[A]): predicted logits.
+        deltas (Tensor[A, 4]): predicted ``(dx, dy, dw, dh)``.
+        labels (Tensor[A]): 1 / 0 / -1 from :func:`label_anchors`.
+        targets (Tensor[A, 4]): ``encode_boxes(anchors, matched_boxes)``.
+        positive, negative (Tensor[P], Tensor[Q]): the minibatch from :func:`sample_anchors`.
+
+    Returns:
+        ``(objectness_loss, box_loss)``, scalars. An empty minibatch gives ``nan`` for both
+        (0 / 0, as torchvision's mean over nothing).
+
+    Raises:
+        TypeError / ValueError: shapes that do not agree.
+    """
+    dims = _checks.shape("objectness", objectness, "A")
+    _checks.shape("deltas", deltas, "A 4", dims)
+    _checks.shape("labels", labels, "A", dims)
+    _checks.shape("targets", targets, "A 4", dims)
+    _checks.tensor("positive", positive, ndim=1)
+    _checks.tensor("negative", negative, ndim=1)
+    sampled = torch.cat([positive, negative])  # (P + Q,)
+    box_loss = F.smooth_l1_loss(deltas[positive], targets[positive], beta=1 / 9, reduction="sum") / sampled.numel()
+    objectness_loss = F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled].to(objectness.dtype))
+    return objectness_loss, box_loss
 
 
 @export("detection.filter_proposals")
