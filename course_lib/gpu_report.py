@@ -78,9 +78,10 @@ class Report:
                       "| N | d | dtype | causal | pass | Triton ms | SDPA ms | Triton TFLOP/s | SDPA TFLOP/s | ratio |",
                       "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
             for r in self.attention:
-                lines.append(f"| {r['n']} | {r['d']} | {r['dtype']} | {r['causal']} | "
-                             f"{'fwd+bwd' if r['backward'] else 'fwd'} | {r['triton_ms']:.3f} | {r['sdpa_ms']:.3f} | "
-                             f"{r['triton_tflops']:.0f} | {r['sdpa_tflops']:.0f} | {r['sdpa_ms'] / r['triton_ms']:.2f} |")
+                passes = "fwd+bwd" if r["backward"] else "fwd"
+                lines.append(f"| {r['n']} | {r['d']} | {r['dtype']} | {r['causal']} | {passes} | "
+                             f"{r['triton_ms']:.3f} | {r['sdpa_ms']:.3f} | {r['triton_tflops']:.0f} | "
+                             f"{r['sdpa_tflops']:.0f} | {r['sdpa_ms'] / r['triton_ms']:.2f} |")
         if self.decoding:
             lines += ["", "## Decoding wall-clock (median ms per generated token)", ""]
             lines += [f"- {k}: {v:.3f}" for k, v in self.decoding.items()]
