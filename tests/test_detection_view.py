@@ -3,10 +3,20 @@ chapter 7 (course_lib.detection.exercises) with right and wrong learner function
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from course_lib.detection import anchors_nms_view, anchors_nms_widget, box_iou, example_scene, nms
+from course_lib.detection import (
+    anchors_nms_state,
+    anchors_nms_view,
+    anchors_nms_widget,
+    box_iou,
+    example_scene,
+    label_anchors,
+    nms,
+)
 from course_lib.detection.exercises import encode_box, greedy_nms, iou_of_two_boxes
 
 
@@ -17,6 +27,34 @@ def test_scene_is_deterministic_and_proposals_cluster_on_objects():
     assert not torch.equal(example_scene(1).proposals, a.proposals)
 
 
+def test_state_labels_every_anchor_with_the_full_rule_and_samples_a_minibatch():
+    """Pure state, no matplotlib: labels equal label_anchors (low-quality matches included)."""
+    state = anchors_nms_state(row=2, col=2, size=32, ratios="0.5, 1, 2", iou_threshold=0.5)
+    scene = example_scene(0)
+    assert len(state.anchors) == 8 * 8 * 3
+    labels, _ = label_anchors(state.anchors, scene.gt_boxes)
+    assert torch.equal(state.labels, labels)
+    best = box_iou(scene.gt_boxes, state.anchors).max(0).values
+    assert torch.equal(state.best_iou, best)
+    # the low-quality rule matters here: some positives sit below 0.7, each the best anchor of a gt
+    assert state.low_quality.any() and bool((best[state.low_quality] < 0.7).all())
+    per_gt_best = box_iou(scene.gt_boxes, state.anchors).max(1).values  # (G,)
+    for a in torch.where(state.low_quality)[0].tolist():
+        assert bool((box_iou(scene.gt_boxes, state.anchors[[a]])[:, 0] == per_gt_best).any())
+    # minibatch: at most half positive, only labelled anchors, reproducible by seed
+    pos, neg = state.sampled_positive, state.sampled_negative
+    assert len(pos) == min(16, int((labels == 1).sum())) and len(pos) + len(neg) == 32
+    assert bool((labels[pos] == 1).all()) and bool((labels[neg] == 0).all())
+    again = anchors_nms_state(sample_seed=0)
+    assert torch.equal(again.sampled_negative, neg)
+    assert not torch.equal(anchors_nms_state(sample_seed=1).sampled_negative, neg)
+    assert torch.equal(state.cell, torch.arange((2 * 8 + 2) * 3, (2 * 8 + 2) * 3 + 3))
+    keep = nms(scene.proposals, scene.scores, 0.5)
+    assert torch.equal(state.keep, keep)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.row = 3  # type: ignore[misc]
+
+
 def test_view_caption_lists_anchors_and_nms_decisions():
     view = anchors_nms_view(row=2, col=2, size=32, ratios="0.5, 1, 2", iou_threshold=0.5)
     assert "cell (2, 2) -> anchor centre (32, 32) px" in view.caption
@@ -25,24 +63,25 @@ def test_view_caption_lists_anchors_and_nms_decisions():
     keep = nms(scene.proposals, scene.scores, 0.5)
     assert f"kept {len(keep)} of {len(scene.proposals)} proposals ({', '.join(map(str, keep.tolist()))})" in view.caption
     assert view.caption.count("suppressed by box") == len(scene.proposals) - len(keep)
+    assert "minibatch of 32 (at most half positive)" in view.caption and "as a gt's best anchor" in view.caption
     assert len(view.figure.axes) == 2
+    for ax in view.figure.axes:  # tick labels every 32 px: no "112128"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "32", "64", "96", "128"]
+        assert all(t.get_fontsize() >= 9 for t in ax.get_xticklabels())
 
 
 def test_view_reacts_to_each_control():
     base = anchors_nms_view()
     assert anchors_nms_view(iou_threshold=0.95).caption.count("suppressed by") < base.caption.count("suppressed by")
     assert anchors_nms_view(iou_threshold=0.05).caption.count("suppressed by") > base.caption.count("suppressed by")
-    assert anchors_nms_view(ratios="1").caption.count("ratio ") == 1
-    assert anchors_nms_view(ratios="0.25 … 4").caption.count("ratio ") == 5
+    assert anchors_nms_view(ratios="1").caption.count("  ratio ") == 1
+    assert anchors_nms_view(ratios="0.25 … 4").caption.count("  ratio ") == 5
     # a wide anchor on the wide yellow rectangle (36, 78, 116, 118) is positive
     on_object = anchors_nms_view(row=6, col=5, size=56, ratios="0.5, 1, 2")
     assert "ratio 0.5: box [40, 76, 120, 116]" in on_object.caption and "-> positive" in on_object.caption
-    gt = example_scene(0).gt_boxes
-    for line in on_object.caption.splitlines()[1:4]:  # each anchor's IoU and label agree with box_iou
-        box = eval(line.split("box ")[1].split("]")[0] + "]")  # noqa: S307 — our own caption
-        best = box_iou(gt, torch.tensor([box], dtype=torch.float32)).max().item()
-        label = "positive" if best >= 0.7 else ("negative" if best < 0.3 else "ignored")
-        assert f"best IoU {best:.2f} -> {label}" in line
+    state = anchors_nms_state(row=6, col=5, size=56, ratios="0.5, 1, 2")
+    for line, a in zip(on_object.caption.splitlines()[1:4], state.cell.tolist()):  # caption == state
+        assert f"best IoU {state.best_iou[a].item():.2f} -> {state.label_name(a)}" in line
     assert "-> negative" in anchors_nms_view(row=0, col=7, size=16).caption
 
 
@@ -64,7 +103,10 @@ def test_widget_moves_headlessly():
     w.controls["col"].value = 5
     assert "cell (2, 5)" in w.caption.value
     w.controls["ratios"].value = "1"
-    assert w.caption.value.count("ratio ") == 1 and w.renders == 4
+    assert w.caption.value.count("  ratio ") == 1
+    before, image = w.caption.value, bytes(w.image.value)
+    w.controls["sample_seed"].value = 4
+    assert w.caption.value == before and bytes(w.image.value) != image and w.renders == 5  # a new draw, same counts
 
 
 # --- exercises ------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ Modules, bottom-up (each module's docstring is its concept card):
 * :mod:`~course_lib.detection.roi` — :func:`roi_pool`, :func:`roi_align`, :func:`roi_align_sample_points`.
 * :mod:`~course_lib.detection.rpn` — :func:`match_anchors`, :func:`label_anchors`,
   :func:`sample_anchors`, :func:`rpn_loss`, :func:`filter_proposals`.
-* :mod:`~course_lib.detection.anchors_view` — the anchors-and-NMS widget; :mod:`~course_lib.detection.exercises`.
+* :mod:`~course_lib.detection.anchors_view` — the anchors-and-NMS widget
+  (:func:`anchors_nms_state` pure, its view and widget); :mod:`~course_lib.detection.exercises`;
+  :mod:`~course_lib.detection.experiment` — the notebook's measurements (not re-exported).
 
 Everything is checked against torchvision (``torchvision.ops`` and
 ``torchvision.models.detection``). Notebook: ``notebooks/07_faster_rcnn``.
@@ -23,7 +25,14 @@ Tests: ``tests/test_detection*.py``.
 """
 
 from course_lib.detection.anchors import base_anchors, generate_anchors
-from course_lib.detection.anchors_view import Scene, anchors_nms_view, anchors_nms_widget, example_scene
+from course_lib.detection.anchors_view import (
+    AnchorsNmsState,
+    Scene,
+    anchors_nms_state,
+    anchors_nms_view,
+    anchors_nms_widget,
+    example_scene,
+)
 from course_lib.detection.boxes import (
     BBOX_XFORM_CLIP,
     box_area,
@@ -38,9 +47,11 @@ from course_lib.detection.roi import roi_align, roi_align_sample_points, roi_poo
 from course_lib.detection.rpn import filter_proposals, label_anchors, match_anchors, rpn_loss, sample_anchors
 
 __all__ = [
+    "AnchorsNmsState",
     "BBOX_XFORM_CLIP",
     "NmsResult",
     "Scene",
+    "anchors_nms_state",
     "anchors_nms_view",
     "anchors_nms_widget",
     "base_anchors",
