@@ -46,13 +46,14 @@ class View:
     caption: str  # the same content in words and numbers, for tests and screen readers
 
 
-def figure_png(fig: Figure, dpi: int = 90) -> bytes:
-    """Render ``fig`` to PNG bytes and close it (so figures don't pile up in memory)."""
+def figure_png(fig: Figure, dpi: int = 90, close: bool = True) -> bytes:
+    """Render ``fig`` to PNG bytes; by default close it (so figures don't pile up in memory)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return buf.getvalue()
 
 

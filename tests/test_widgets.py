@@ -56,3 +56,75 @@ def test_bad_control_input_is_shown_in_the_caption():
     assert w.caption.value == "<pre>⚠ n must be at most 5; got 7</pre>" and bytes(w.image.value) == image
     w.controls["n"].value = 3
     assert w.caption.value == "<pre>ok: 3 points</pre>"
+
+
+# --- layout: issue 14 ("widgets fit a laptop"), on ipywidgets 7.7 (Colab) and 8 (JupyterLab 4) ---
+
+from course_lib._view_widget import MAX_HEIGHT, MAX_WIDTH, fitted_png, png_size  # noqa: E402
+
+
+def _sized_view(width_in: float, height_in: float = 3.0) -> View:
+    fig, ax = plt.subplots(figsize=(width_in, height_in))
+    ax.plot([0, 1])
+    return View(fig, "sized")
+
+
+def test_controls_wrap_and_keep_their_width():
+    w = ViewWidget(_view, n=widgets.IntSlider(value=2, min=1, max=9, description="a much longer description"),
+                   label=widgets.Text(value="a"))
+    row = w.children[0]
+    assert row.layout.flex_flow == "row wrap"
+    slider = w.controls["n"]
+    assert slider.layout.flex == "0 0 auto" and slider.style.description_width == "initial"
+    assert int(slider.layout.width.removesuffix("px")) > 300  # widened for its long description
+    assert w.controls["label"].layout.width == "300px"
+    tooltip = "description_tooltip" if widgets.__version__.startswith("7.") else "tooltip"
+    assert getattr(slider, tooltip) == "a much longer description"
+
+
+def test_toggle_buttons_and_checkboxes_size_to_their_labels():
+    def pick(mode: str, on: bool) -> View:
+        return _view(2, f"{mode} {on}")
+
+    w = ViewWidget(pick, mode=widgets.ToggleButtons(options=["functional, mode not passed", "module"]),
+                   on=widgets.Checkbox(value=True))
+    assert w.controls["mode"].style.button_width == "auto"
+    assert list(w.controls["mode"].tooltips) == ["functional, mode not passed", "module"]
+    assert w.controls["on"].indent is False and w.controls["on"].description == "on"
+
+
+def test_image_is_shown_at_its_pixel_size():
+    w = ViewWidget(lambda width: _sized_view(width), width=widgets.FloatSlider(value=4.0, min=1.0, max=20.0))
+    width, height = png_size(bytes(w.image.value))
+    assert w.image.layout.width == f"{width}px" and w.shown_dpi == w.dpi
+    assert 4.0 * w.dpi * 0.8 < width <= 4.0 * w.dpi  # tight bbox: a little under figsize × dpi
+    w.controls["width"].value = 16.0  # 1440 px at dpi 90: rendered again at a dpi that fits
+    width, height = png_size(bytes(w.image.value))
+    assert MAX_WIDTH * 0.95 <= width <= MAX_WIDTH and height <= MAX_HEIGHT and w.shown_dpi < w.dpi
+    assert w.image.layout.width == f"{width}px"
+
+
+def test_tall_figures_fit_the_screen():
+    png, dpi = fitted_png(_sized_view(4.0, 12.0).figure, 90)
+    width, height = png_size(png)
+    assert MAX_HEIGHT * 0.95 <= height <= MAX_HEIGHT and dpi < 90 and not plt.get_fignums()
+    with pytest.raises(ValueError, match="png must start with the PNG signature"):
+        png_size(b"GIF89a" + bytes(30))
+
+
+def test_display_leaves_a_static_picture_beside_the_live_widget(monkeypatch):
+    import base64
+
+    w = ViewWidget(_view, n=widgets.IntSlider(value=2, min=1, max=9), label=widgets.Text(value="first\nsecond"))
+    if widgets.__version__.startswith("7."):  # ipywidgets 7 displays itself: capture what it sends
+        import IPython.display
+
+        sent = []
+        monkeypatch.setattr(IPython.display, "display", lambda data, raw: sent.append(data))
+        w._ipython_display_()
+        (bundle,) = sent
+    else:
+        bundle = w._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+    assert base64.b64decode(bundle["image/png"]) == bytes(w.image.value)
+    assert bundle["text/plain"] == "ViewWidget: first"  # not ViewWidget(children=(HBox(...
