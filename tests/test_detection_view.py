@@ -7,12 +7,14 @@ import dataclasses
 
 import pytest
 import torch
+import torchvision
 
 from course_lib.detection import (
     anchors_nms_state,
     anchors_nms_view,
     anchors_nms_widget,
     box_iou,
+    encode_boxes,
     example_scene,
     label_anchors,
     nms,
@@ -196,3 +198,70 @@ def test_nms_exercise():
     for wrong in (suppressed_also_suppress, unstable_ties):
         result = greedy_nms.check(wrong, quiet=True)
         assert not result and result.attempted and "boxes = tensor" in result.message
+
+
+def _unstable_sort_nms(boxes, scores, iou_threshold):  # torch.sort without stable=True
+    order = torch.sort(scores, descending=True).indices.tolist()
+    iou = box_iou(boxes, boxes)
+    keep = []
+    for i in order:
+        if all(iou[i, k] <= iou_threshold for k in keep):
+            keep.append(i)
+    return torch.tensor(keep, dtype=torch.int64)
+
+
+def _greater_or_equal_nms(boxes, scores, iou_threshold):  # >= in place of >
+    order = torch.sort(scores, descending=True, stable=True).indices.tolist()
+    iou = box_iou(boxes, boxes)
+    keep = []
+    for i in order:
+        if all(iou[i, k] < iou_threshold for k in keep):
+            keep.append(i)
+    return torch.tensor(keep, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("wrong, case", [(_unstable_sort_nms, 5), (_greater_or_equal_nms, 6)])
+def test_nms_exercise_catches_unstable_sort_and_greater_or_equal(wrong, case):
+    """Issue 16: a many-way score tie and an IoU exactly at the threshold are edge cases."""
+    result = greedy_nms.check(wrong, quiet=True)
+    assert not result and result.failing_case is greedy_nms.edge_cases[case - 1]
+    assert f"edge case {case} of" in result.message
+
+
+# The library function each exercise teaches: its solution must not call it (nor torchvision).
+TAUGHT = {"iou_of_two_boxes": {"box_iou", "box_area"}, "encode_box": {"encode_boxes", "decode_boxes"},
+          "greedy_nms": {"nms", "batched_nms", "nms_with_suppressors"}}
+
+
+def _names_used(fn) -> set[str]:
+    code, names = fn.__code__, set()
+    stack = [code]
+    while stack:  # nested functions and comprehensions too
+        c = stack.pop()
+        names |= set(c.co_names) | set(c.co_freevars)
+        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(TAUGHT))
+def test_no_solution_merely_calls_the_function_it_teaches(name):
+    from course_lib.detection import exercises
+
+    exercise = getattr(exercises, name)
+    used = _names_used(exercise.reference)
+    assert not used & (TAUGHT[name] | {"torchvision", "ops"}), used
+    assert len(exercise.reference.__code__.co_code) > 60  # more than a one-line call
+
+
+@pytest.mark.parametrize("name, library", [
+    ("iou_of_two_boxes", lambda a, b: box_iou(torch.tensor([a], dtype=torch.float64),
+                                              torch.tensor([b], dtype=torch.float64)).item()),
+    ("encode_box", lambda anchor, gt: encode_boxes(anchor[None], gt[None])[0]),
+    ("greedy_nms", lambda boxes, scores, iou_threshold: torchvision.ops.nms(boxes, scores, iou_threshold)),
+])
+def test_each_solution_equals_the_library_on_every_case(name, library):
+    from course_lib.detection import exercises
+
+    exercise = getattr(exercises, name)
+    for case in exercise.cases():
+        assert exercise.equal(exercise.reference(**case), library(**case)), case

@@ -4,6 +4,11 @@
 * :data:`encode_box` — Faster R-CNN's ``(dx, dy, dw, dh)`` of a ground-truth box w.r.t. an anchor.
 * :data:`greedy_nms` — non-maximum suppression, the greedy loop.
 
+Each reference solution (what ``solution()`` prints) is written out from the definition — the
+clamps of IoU, the centres and logs of the encoding, the greedy loop of NMS — never a call of the
+library function the exercise teaches; ``tests/test_detection_view.py`` checks both that and that
+each solution equals the library on every case.
+
 Notebook: ``07_faster_rcnn`` §8. Tests: ``tests/test_detection_view.py``.
 """
 
@@ -14,8 +19,7 @@ from typing import Any
 
 import torch
 
-from course_lib.detection.boxes import box_iou, encode_boxes
-from course_lib.detection.nms import nms
+from course_lib.detection.boxes import box_iou
 from course_lib.exercises import Exercise
 
 
@@ -27,8 +31,16 @@ def _random_box(rng: random.Random, lo: float = 0.0, hi: float = 40.0, min_side:
 # --- 1. IoU -------------------------------------------------------------------------------------------
 
 
-def _iou_reference(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    return box_iou(torch.tensor([a], dtype=torch.float64), torch.tensor([b], dtype=torch.float64)).item()
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    # The intersection is itself a box: the larger of the top-left corners, the smaller of the
+    # bottom-right ones.
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[2], b[2]), min(a[3], b[3])
+    # Apart boxes give a negative width or height: clamp each side at 0 *separately* — boxes apart
+    # in x and in y would otherwise multiply two negatives into a positive area.
+    inter = max(0.0, right - left) * max(0.0, bottom - top)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter  # counted once
+    return inter / union
 
 
 iou_of_two_boxes = Exercise(
@@ -37,7 +49,7 @@ iou_of_two_boxes = Exercise(
         Write `iou(a, b) -> float`. `a` and `b` are boxes (x1, y1, x2, y2) as tuples of floats,
         with x1 < x2 and y1 < y2. Return |a ∩ b| / |a ∪ b| (0.0 when they do not overlap).
     """,
-    reference=_iou_reference,
+    reference=iou,
     edge_cases=[
         {"a": (0.0, 0.0, 2.0, 2.0), "b": (1.0, 1.0, 3.0, 3.0)},  # 1/7
         {"a": (0.0, 0.0, 2.0, 2.0), "b": (2.0, 0.0, 4.0, 2.0)},  # touching: 0
@@ -59,8 +71,14 @@ iou_of_two_boxes = Exercise(
 # --- 2. box encoding ----------------------------------------------------------------------------------
 
 
-def _encode_reference(anchor: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    return encode_boxes(anchor[None], gt[None])[0]
+def encode(anchor: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    aw, ah = anchor[2] - anchor[0], anchor[3] - anchor[1]  # sizes
+    ax, ay = anchor[0] + 0.5 * aw, anchor[1] + 0.5 * ah  # centres
+    gw, gh = gt[2] - gt[0], gt[3] - gt[1]
+    gx, gy = gt[0] + 0.5 * gw, gt[1] + 0.5 * gh
+    # Shifts in units of the anchor's size, scale changes as logs: the same targets for a box of
+    # any size, and exp() in the decoder keeps predicted sizes positive.
+    return torch.stack([(gx - ax) / aw, (gy - ay) / ah, torch.log(gw / aw), torch.log(gh / ah)])
 
 
 encode_box = Exercise(
@@ -71,7 +89,7 @@ encode_box = Exercise(
             (dx, dy, dw, dh) = ((gx - ax) / aw,  (gy - ay) / ah,  log(gw / aw),  log(gh / ah))
         as one float64 tensor — Faster R-CNN's regression target (weights 1, 1, 1, 1).
     """,
-    reference=_encode_reference,
+    reference=encode,
     edge_cases=[
         {"anchor": torch.tensor([0.0, 0.0, 10.0, 10.0], dtype=torch.float64),
          "gt": torch.tensor([0.0, 0.0, 10.0, 10.0], dtype=torch.float64)},  # identical: all zeros
@@ -92,8 +110,20 @@ encode_box = Exercise(
 # --- 3. greedy NMS ------------------------------------------------------------------------------------
 
 
-def _nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    return nms(boxes, scores, iou_threshold)
+def greedy(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    # Stable: boxes with equal scores are visited in input order, as torchvision does.
+    order = torch.sort(scores, descending=True, stable=True).indices.tolist()
+    overlap = box_iou(boxes, boxes)  # (N, N), computed once
+    suppressed = [False] * len(order)
+    keep = []
+    for i in order:
+        if suppressed[i]:  # only kept boxes suppress: a suppressed box never removes another
+            continue
+        keep.append(i)
+        for j in order:
+            if overlap[i, j] > iou_threshold:  # strictly greater: IoU == threshold survives
+                suppressed[j] = True
+    return torch.tensor(keep, dtype=torch.int64)
 
 
 def _random_nms_case(rng: random.Random) -> dict[str, Any]:
@@ -118,7 +148,7 @@ greedy_nms = Exercise(
         IoU > iou_threshold. Return the kept indices in the order they were kept. Equal scores
         are visited in input order (a stable sort). You may use course_lib.detection.box_iou.
     """,
-    reference=_nms_reference,
+    reference=greedy,
     edge_cases=[
         {"boxes": torch.tensor([[0.0, 0, 10, 10]], dtype=torch.float64),
          "scores": torch.tensor([0.5], dtype=torch.float64), "iou_threshold": 0.5},
@@ -130,6 +160,13 @@ greedy_nms = Exercise(
         # a tie: the first box in input order wins
         {"boxes": torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10]], dtype=torch.float64),
          "scores": torch.tensor([0.5, 0.5], dtype=torch.float64), "iou_threshold": 0.5},
+        # a 17-way tie behind one far box: an unstable sort visits the tied boxes out of input order
+        {"boxes": torch.tensor([[50.0, 50, 60, 60]] + [[0.1 * i, 0, 10 + 0.1 * i, 10] for i in range(17)],
+                               dtype=torch.float64),
+         "scores": torch.tensor([0.7] + [0.5] * 17, dtype=torch.float64), "iou_threshold": 0.5},
+        # IoU exactly at the threshold: 50 / 100 = 0.5 is not > 0.5, so both boxes stay (>= would drop one)
+        {"boxes": torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 5]], dtype=torch.float64),
+         "scores": torch.tensor([0.9, 0.8], dtype=torch.float64), "iou_threshold": 0.5},
     ],
     random_case=_random_nms_case,
     n_random=40,
