@@ -430,3 +430,21 @@ def test_exercise_stub_is_not_attempted():
     for exercise in ex.ALL:
         result = exercise.check(stub, quiet=True)
         assert not result.attempted and "not attempted yet" in result.message
+
+
+# --- the notebook's MI experiment (course_lib.contrastive.experiment) -------------------------------
+
+
+def test_optimal_bounds_spread_infonce_is_tight_nwj_and_dv_are_noisy():
+    from course_lib.contrastive.experiment import optimal_bounds
+
+    low, high = optimal_bounds(0.3, 64, batches=8), optimal_bounds(0.99, 64, batches=8)
+    assert len(high.infonce) == len(high.nwj) == len(high.dv) == 8
+    assert high.true_mi == gaussian_mi(0.99, 4)
+    assert high.mean("infonce") <= math.log(64)  # the ceiling
+    assert high.std("infonce") < 0.1 < 0.5 < min(high.std("nwj"), high.std("dv"))
+    assert abs(low.mean("infonce") - low.true_mi) < 0.15
+    with pytest.raises(ValueError, match="bound must be one of"):
+        high.mean("mine")
+    with pytest.raises(ValueError, match=r"batches must be an int in \[2, inf\]"):
+        optimal_bounds(0.5, 8, batches=1)

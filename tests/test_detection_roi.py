@@ -161,3 +161,22 @@ def test_sample_points_give_roi_align_by_hand():
 def test_roi_errors(call, kind, match):
     with pytest.raises(kind, match=match):
         call()
+
+
+# --- the notebook's experiments (course_lib.detection.experiment) ------------------------------------
+
+
+def test_aligned_true_removes_the_half_cell_bias():
+    from course_lib.detection.experiment import aligned_bias
+
+    bias = aligned_bias(positions=5)
+    assert bias.aligned.abs().max() < 1e-12  # reads the value that belongs at each bin's centre
+    assert torch.allclose(bias.legacy, torch.full_like(bias.legacy, 0.5))  # half a cell: 8 px at stride 16
+
+
+def test_roi_pooling_lags_a_moving_box_and_roi_align_follows_it():
+    from course_lib.detection.experiment import shift_errors
+
+    errors = shift_errors(max_shift=16)
+    assert max(errors["RoI pooling"]) > 0.5
+    assert max(errors["RoI Align (aligned=True)"]) < 1e-9 and max(errors["RoI Align (aligned=False)"]) < 1e-9
