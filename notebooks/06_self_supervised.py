@@ -28,6 +28,16 @@
 #
 # Everything is in `course_lib.contrastive`; its tests compare it with `F.cross_entropy`,
 # `F.binary_cross_entropy_with_logits` and slow per-example loops, forward and backward.
+#
+# **You will be able to**
+# 1. derive NCE's logit $r - \log k$ and show that its optimum is the density ratio;
+# 2. write InfoNCE and NT-Xent as softmax cross-entropies, and check them against `F.cross_entropy`;
+# 3. explain why $\log N - \mathcal L_{\text{InfoNCE}}$ bounds mutual information, why it
+#    saturates at $\log N$, and what NWJ and DV trade for that ceiling (their variance, measured);
+# 4. train CPC and read the hidden cause out of its representation with a linear probe.
+#
+# **Prerequisites:** softmax and cross-entropy, PyTorch autograd (chapter 1), basic probability
+# (densities, expectations). **Time:** about 90 minutes (the notebook runs in a few minutes on a CPU).
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
@@ -37,7 +47,6 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
 
 # %%
-import inspect
 import math
 
 import matplotlib.pyplot as plt
@@ -45,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import runtime
+from course_lib.source import show_source
 
 # The models here are tiny: one thread is faster than several fighting over small matrices.
 torch.set_num_threads(1)
@@ -54,24 +64,27 @@ print("device:", runtime.device())
 # %% [markdown]
 # ## 1. From density ratios to noise-contrastive estimation
 #
-# Suppose a model gives an *unnormalised* log-density $r(u)$: computing its normaliser
-# $\int e^{r}$ is hopeless in high dimensions, so maximum likelihood is out. Gutmann and
-# Hyvärinen (2010) replace it by a classification problem: mix each data point $x_i$ with $k$
-# noise points $y_{ij} \sim p_n$ from a distribution we can sample, and train a logistic
-# classifier with logit
+# Suppose a model gives an *unnormalised* log-density $\log \tilde p_m(u)$: computing its
+# normaliser $\int \tilde p_m$ is hopeless in high dimensions, so maximum likelihood is out.
+# Gutmann and Hyvärinen (2010) replace it by a classification problem: mix each data point $x_i$
+# with $k$ noise points $y_{ij} \sim p_n$ from a distribution we can sample *and evaluate*, and
+# train a logistic classifier on the **log-ratio** $r(u) = \log \tilde p_m(u) - \log p_n(u)$ —
+# the quantity `nce_loss` takes, model minus noise log-density — with logit
 #
 # $$G(u) = r(u) - \log k \qquad\text{(the prior odds of data : noise are } 1 : k)$$
 #
 # $$J = \frac1N \sum_i \Big[\operatorname{softplus}(-G(x_i)) + \sum_{j=1}^k \operatorname{softplus}(G(y_{ij}))\Big].$$
 #
 # The best possible classifier is Bayes': $G^* = \log p_d - \log(k\,p_n)$, so at the optimum
-# $r^* = \log p_d/p_n$ — **the classifier's logit is a density ratio**, normaliser included.
-# `course_lib.contrastive.nce_loss`:
+# $r^* = \log p_d/p_n$ — **the classifier's logit is a density ratio**, normaliser included, and
+# $\log \tilde p_m = r + \log p_n$ is then the normalised data log-density. (Passing an
+# unnormalised log-*density* as $r$, without subtracting $\log p_n$, would make the logit wrong.)
+# `course_lib.contrastive.nce_loss`, whose arguments are $r$ at the data and at the noise:
 
 # %%
 from course_lib.contrastive import GaussianToy, fit_log_ratio, nce_loss
 
-print(inspect.getsource(nce_loss))
+show_source(nce_loss)
 
 # %% [markdown]
 # It is binary cross-entropy with $N$ positives and $Nk$ negatives, summed and divided by $N$.
@@ -143,8 +156,7 @@ plt.show()
 # %%
 from course_lib.contrastive import info_nce, info_nce_from_logits, nt_xent
 
-print(inspect.getsource(info_nce_from_logits).split('"""')[-1])
-print(inspect.getsource(info_nce).split('"""')[-1])
+show_source(info_nce_from_logits, info_nce)
 
 # %% [markdown]
 # The production way to write this is `F.cross_entropy(logits, arange(N))`; they must agree, in
@@ -173,9 +185,13 @@ print(f"symmetric InfoNCE: ours {ours.item():.6f}, F.cross_entropy {theirs.item(
 # (its similarity with itself is always 1, the largest logit, and says nothing):
 #
 # $$\ell_i = \operatorname{logsumexp}_{j\ne i}\, s_{ij} - s_{i,(i+N) \bmod 2N}.$$
+#
+# The temperature matters: the SimCLR paper's ImageNet study (its Table 5) found $\tau = 0.1$
+# best, and the official code's `run.py` defaults to 0.1; its README trains CIFAR-10 with 0.5.
+# `nt_xent` defaults to 0.5, the small-data setting this chapter's toys are closer to.
 
 # %%
-print(inspect.getsource(nt_xent).split('"""')[-1])
+show_source(nt_xent)
 
 # %%
 z1, z2 = torch.randn(2, 6, 8, dtype=torch.float64)
@@ -207,14 +223,7 @@ print(f"NT-Xent = {nt_xent(z1, z2, 0.5).item():.6f} = F.cross_entropy with the d
 # $\log p(y|x)/p(y)$ is known in closed form (`gaussian_log_density_ratio`).
 
 # %% tags=["nbval-check-output"]
-from course_lib.contrastive import (
-    gaussian_log_density_ratio,
-    gaussian_mi,
-    infonce_bound,
-    nwj_bound,
-    sample_correlated_gaussians,
-    train_critic,
-)
+from course_lib.contrastive import gaussian_mi
 
 DIM, BATCH = 4, 64
 RHOS = [0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99]
@@ -223,77 +232,77 @@ for rho in RHOS:
     print(f"rho = {rho:4.2f}   I(X;Y) = {gaussian_mi(rho, DIM):.4f} nats   (d = {DIM})")
 
 # %% [markdown]
-# **The experiment.** For each $\rho$: the bounds with the *optimal* critic (no learning, so any
-# gap is the bound's own), averaged over batches, at $N = 64$ and $N = 1024$; and, at four of the
-# $\rho$, the InfoNCE bound of a small separable critic $f(x,y) = g(x)\cdot h(y)$ (two MLPs,
-# `train_critic`, 200 Adam steps on fresh batches), evaluated on 20 held-out batches.
+# **The experiment.** For each $\rho$: the three bounds with the *optimal* critic (no learning,
+# so any gap — and any noise — is the bound's own), on 20 independent batches of $N = 64$ and 2 of
+# $N = 1024$, keeping every batch's value so the spread shows; and, at four of the $\rho$, the
+# InfoNCE bound of a small separable critic $f(x,y) = g(x)\cdot h(y)$ (two MLPs,
+# `train_critic`, 200 Adam steps on fresh batches), evaluated on 20 held-out batches. The
+# harness is `course_lib.contrastive.experiment`:
 
 # %%
-def optimal_bounds(rho, n, batches=20, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    out = {"infonce": 0.0, "nwj": 0.0}
-    for _ in range(batches):
-        x, y = sample_correlated_gaussians(n, DIM, rho, gen)
-        scores = gaussian_log_density_ratio(x, y, rho)
-        out["infonce"] += infonce_bound(scores).item() / batches
-        out["nwj"] += nwj_bound(scores + 1).item() / batches  # NWJ's optimal critic is 1 + log-ratio
-    return out
+from course_lib.contrastive.experiment import optimal_bounds, trained_bound
 
-
-def trained_bound(rho, batches=20):
-    critic, _ = train_critic(rho, DIM, batch=BATCH, steps=200)
-    gen = torch.Generator().manual_seed(123)
-    with torch.no_grad():
-        return sum(infonce_bound(critic(*(t.to(runtime.device()) for t in
-                                          sample_correlated_gaussians(BATCH, DIM, rho, gen)))).item()
-                   for _ in range(batches)) / batches
-
-
+show_source(optimal_bounds)
 true_mi = [gaussian_mi(r, DIM) for r in RHOS]
-opt64 = [optimal_bounds(r, 64) for r in RHOS]
-opt1024 = [optimal_bounds(r, 1024, batches=2) for r in RHOS]
+opt64 = [optimal_bounds(r, 64, DIM, batches=20) for r in RHOS]
+opt1024 = [optimal_bounds(r, 1024, DIM, batches=2) for r in RHOS]
 RHOS_TRAINED = [0.3, 0.7, 0.9, 0.99]
-trained = [trained_bound(r) for r in RHOS_TRAINED]
+trained = [trained_bound(r, DIM, batch=BATCH, steps=200).mean().item() for r in RHOS_TRAINED]
 for r, i, o, o2 in zip(RHOS, true_mi, opt64, opt1024):
     t = f"{trained[RHOS_TRAINED.index(r)]:5.2f}" if r in RHOS_TRAINED else "    -"
-    print(f"rho {r:4.2f}: true {i:5.2f} | InfoNCE opt N=64 {o['infonce']:5.2f}, N=1024 {o2['infonce']:5.2f}"
-          f" | NWJ opt N=64 {o['nwj']:6.2f} | InfoNCE trained N=64 {t}")
+    print(f"rho {r:4.2f}: true {i:5.2f} | N=64: InfoNCE {o.mean('infonce'):5.2f} ± {o.std('infonce'):4.2f}, "
+          f"NWJ {o.mean('nwj'):5.2f} ± {o.std('nwj'):4.2f}, DV {o.mean('dv'):5.2f} ± {o.std('dv'):4.2f}"
+          f" | InfoNCE N=1024 {o2.mean('infonce'):5.2f} | trained N=64 {t}")
 
 # %%
 log64, log1024 = math.log(64), math.log(1024)
+mean64 = [o.mean("infonce") for o in opt64]
 # Every InfoNCE estimate respects its ceiling...
-assert all(o["infonce"] <= log64 for o in opt64) and all(t <= log64 for t in trained)
-assert all(o["infonce"] <= log1024 for o in opt1024)
+assert all(m <= log64 for m in mean64) and all(t <= log64 for t in trained)
+assert all(o.mean("infonce") <= log1024 for o in opt1024)
 # ...tracks the truth while the truth is far below log N...
 low = [j for j, i in enumerate(true_mi) if i < 1.0]
-assert all(abs(opt64[j]["infonce"] - true_mi[j]) < 0.15 for j in low)
+assert all(abs(mean64[j] - true_mi[j]) < 0.15 for j in low)
 # ...and saturates just under log N once the truth is above it (rho = 0.99: I = 7.8 nats).
-assert true_mi[-1] > log64 + 3 and log64 - 0.5 < opt64[-1]["infonce"] <= log64
+assert true_mi[-1] > log64 + 3 and log64 - 0.5 < mean64[-1] <= log64
 # A bigger batch raises the ceiling: same critic, more nats certified.
-assert opt1024[-1]["infonce"] > opt64[-1]["infonce"] + 2
+assert opt1024[-1].mean("infonce") > mean64[-1] + 2
 # The trained critic learns a useful bound: over half of the true MI at moderate rho.
 assert trained[RHOS_TRAINED.index(0.7)] > 0.5 * gaussian_mi(0.7, DIM)
+# The price of no ceiling: from rho = 0.9 on, NWJ and DV spread far more than InfoNCE over batches.
+high = [o for o in opt64 if o.rho >= 0.9]
+assert all(o.std("infonce") < min(o.std("nwj"), o.std("dv")) for o in high)
+top = opt64[-1]
+assert top.std("infonce") < 0.1 and min(top.std("nwj"), top.std("dv")) > 10 * top.std("infonce")
+print(f"at rho = 0.99 over 20 batches: InfoNCE ± {top.std('infonce'):.2f}, NWJ ± {top.std('nwj'):.2f}, "
+      f"DV ± {top.std('dv'):.2f} nats (one standard deviation)")
 
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = plt.subplots(figsize=(8.2, 4.2))
 ax.plot(RHOS, true_mi, "k-", lw=2, label="true I(X;Y)")
-ax.plot(RHOS, [o["infonce"] for o in opt64], "o-", label="InfoNCE, optimal critic, N=64")
-ax.plot(RHOS, [o["infonce"] for o in opt1024], "s-", label="InfoNCE, optimal critic, N=1024")
+for name, marker, shift in [("infonce", "o", 0.0), ("nwj", "x", -0.006), ("dv", "d", 0.006)]:
+    ax.errorbar([r + shift for r in RHOS], [o.mean(name) for o in opt64], yerr=[o.std(name) for o in opt64],
+                fmt=marker + "-", capsize=3, markersize=4, label=f"{name.upper() if name != 'infonce' else 'InfoNCE'}, "
+                "optimal critic, N=64 (±1 sd)")
+ax.plot(RHOS, [o.mean("infonce") for o in opt1024], "s-", markersize=4, label="InfoNCE, optimal critic, N=1024")
 ax.plot(RHOS_TRAINED, trained, "^--", label="InfoNCE, trained critic, N=64")
-ax.plot(RHOS, [o["nwj"] for o in opt64], "x:", label="NWJ, optimal critic, N=64")
 ax.axhline(log64, color="C0", ls=":", alpha=0.7)
-ax.axhline(log1024, color="C1", ls=":", alpha=0.7)
-ax.text(0.01, log64 + 0.15, "log 64", color="C0")
-ax.text(0.01, log1024 + 0.15, "log 1024", color="C1")
-ax.set(xlabel="correlation ρ", ylabel="nats", title=f"MI estimates vs the truth (d = {DIM})")
-ax.legend(fontsize=8)
+ax.axhline(log1024, color="C3", ls=":", alpha=0.7)
+ax.text(0.01, log64 + 0.15, "log 64", color="C0", fontsize=9)
+ax.text(0.01, log1024 + 0.15, "log 1024", color="C3", fontsize=9)
+ax.set(xlabel="correlation ρ", ylabel="nats", title=f"MI estimates vs the truth (d = {DIM}), mean ± 1 sd over batches")
+ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the data
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # The famous limitation, measured: with $N = 64$ the InfoNCE curve bends flat at
 # $\log 64 = 4.16$ while the truth climbs to 7.8 nats. Certifying $I$ nats with InfoNCE needs
-# $N \gtrsim e^{I}$ negatives — one reason SimCLR and CLIP use batches of thousands. NWJ follows
-# the truth further with the optimal critic, but with a *learnt* critic its variance makes it
-# hard to use (Poole et al., 2019). The DV bound (MINE) is `dv_bound`, tested beside them.
+# $N \gtrsim e^{I}$ negatives — one reason SimCLR and CLIP use batches of thousands. NWJ and DV
+# (MINE's bound, `dv_bound`) follow the truth further *on average*, even with the optimal
+# critic — but the error bars show the price: both average $e^{f}$ over the negatives, whose
+# variance grows like $e^{I}$, so at $\rho = 0.99$ one batch's estimate is off by nats (printed
+# above), while InfoNCE's spread stays a few hundredths of a nat. With a *learnt* critic that
+# noise also drives the training signal (Poole et al., 2019; McAllester & Stratos, 2020).
 #
 # ## 5. Contrastive Predictive Coding
 #
@@ -317,7 +326,7 @@ plt.show()
 # %%
 from course_lib.contrastive import CPC, CPCConfig, linear_probe_r2, oscillator_batch, train_cpc
 
-print(inspect.getsource(CPC.step_logits))
+show_source(CPC.step_logits)
 config = CPCConfig()
 print(config)
 
@@ -359,19 +368,27 @@ plt.show()
 #
 # ## 6. The InfoNCE explorer
 #
-# `course_lib.contrastive.info_nce_widget` over the pure view `info_nce_view`: a batch of $N$
-# correlated Gaussian pairs, their cosine-similarity matrix, and the softmax of each row at
-# temperature $\tau$, the positive outlined (green when it wins). The caption gives the loss and
-# the bound $\log N - \text{loss}$. Try: $\rho \to 0.99$ (the diagonal lights up, the bound climbs
-# to $\log N$ and stops); a tiny $\tau$ (rows become one-hot: a confident loss, huge when wrong);
-# a large $\tau$ (every row flat: loss $\to \log N$, bound $\to 0$).
+# `course_lib.contrastive.info_nce_widget` wires controls to the pure state function
+# `info_nce_state` and its drawing `info_nce_view`: a batch of $N$ correlated Gaussian pairs,
+# their cosine-similarity matrix, and the softmax of each row at temperature $\tau$, the positive
+# outlined (green when it wins). The caption gives the loss and the bound $\log N - \text{loss}$;
+# the temperature slider steps through 0.01, 0.02, 0.05, 0.1, 0.2, … 10, so the value shown is the
+# value used. Try: $\rho \to 0.99$ (the diagonal lights up, the bound climbs to $\log N$ and
+# stops); a tiny $\tau$ (rows become one-hot: a confident loss, huge when wrong); a large $\tau$
+# (every row flat: loss $\to \log N$, bound $\to 0$).
 
 # %%
-from course_lib.contrastive import info_nce_view, info_nce_widget
+from course_lib.contrastive import info_nce_state, info_nce_widget
 
-view = info_nce_view(temperature=0.2, rho=0.8, n=8)
-print(view.caption)
-info_nce_widget()
+widget = info_nce_widget(temperature=0.2, rho=0.8, n=8)
+widget
+
+# %% tags=["nbval-check-output"]
+state = info_nce_state(**widget.values())  # the numbers behind the picture above
+assert widget.values()["temperature"] == 0.2 and f"InfoNCE loss = {state.loss:.4f}" in widget.caption.value
+print(f"τ = {state.temperature:g}, ρ = {state.rho:.2f}, N = {state.n}: loss {state.loss:.4f}, "
+      f"bound {state.bound:.4f} ≤ log N = {state.log_n:.4f}; {state.hits}/{state.n} rows pick their positive")
+assert state.bound <= state.log_n
 
 # %% [markdown]
 # ## Exercises
@@ -443,6 +460,17 @@ bound_ex.check(my_infonce_bound);
 #
 # ## Summary
 #
+# Back to the objectives:
+#
+# 1. **NCE** (§1): the logit is the log-ratio $r$ minus $\log k$; its optimum is $\log p_d/p_n$,
+#    normaliser included.
+# 2. **InfoNCE / NT-Xent** (§2–3): softmax cross-entropies, equal to `F.cross_entropy` in value
+#    and gradient.
+# 3. **MI bounds** (§4): InfoNCE is tight and low-variance but capped at $\log N$; NWJ and DV pass
+#    the cap on average at the price of a spread of nats per batch.
+# 4. **CPC** (§5): predicting the future in latent space makes the representation encode the
+#    hidden frequency, read out by a linear probe.
+#
 # * **NCE** turns density estimation into classification against noise; with the $\log k$ prior
 #   offset, the optimal logit is $\log p_d/p_n$, normaliser included (measured: within 0.25 nats
 #   of the truth where the data are).
@@ -450,7 +478,8 @@ bound_ex.check(my_infonce_bound);
 #   on the diagonal (`info_nce`, equal to `F.cross_entropy` in value and gradient); **NT-Xent** is
 #   its two-view form with self-similarity masked (`nt_xent`).
 # * $\log N - \mathcal L_{\text{InfoNCE}}$ is a **lower bound on mutual information** that can
-#   never exceed $\log N$: with $N = 64$ it saturates at 4.16 nats while the truth is 7.8.
+#   never exceed $\log N$: with $N = 64$ it saturates at 4.16 nats while the truth is 7.8; NWJ
+#   and DV have no ceiling but spread by nats from batch to batch.
 # * **CPC** predicts future latents with InfoNCE; accuracy falls with the horizon $k$, and the
 #   context linearly encodes the hidden frequency it was never shown.
 #

@@ -24,7 +24,17 @@
 # This chapter builds those pieces in `course_lib.detection`, checks each against torchvision
 # (`torchvision.ops` and `torchvision.models.detection`) on awkward inputs, measures why RoI
 # Align replaced RoI pooling, and trains a tiny Faster R-CNN for a few steps to see the four
-# losses. Everything runs on a CPU in well under a minute.
+# losses. Everything runs on a CPU in about a minute.
+#
+# **You will be able to**
+# 1. compute IoU and Faster R-CNN's box encoding, and say why the targets are size-independent;
+# 2. generate a feature map's anchors and label them with the RPN's full rule (incl. the best anchor
+#    of each object), and sample the RPN's minibatch and compute its loss;
+# 3. run greedy NMS by hand — its stable tie order and its strict `>` — and check it against torchvision;
+# 4. explain, with a measurement, why RoI Align replaced RoI pooling and what `aligned=True` fixes.
+#
+# **Prerequisites:** PyTorch tensors and autograd (chapter 1), convolutions; no detection background.
+# **Time:** about 90 minutes (the notebook itself runs in about a minute on a CPU).
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
@@ -34,7 +44,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
 
 # %%
-import inspect
+import math
 
 import matplotlib.pyplot as plt
 import torch
@@ -42,6 +52,7 @@ import torchvision
 from matplotlib.patches import Rectangle
 
 from course_lib import runtime
+from course_lib.source import show_source
 
 print("device:", runtime.device(), "| torchvision", torchvision.__version__)
 
@@ -84,7 +95,7 @@ print("device:", runtime.device(), "| torchvision", torchvision.__version__)
 # %%
 from course_lib.detection import box_iou, decode_boxes, encode_boxes
 
-print(inspect.getsource(box_iou).split('"""')[2])
+show_source(box_iou)
 
 # %% tags=["nbval-check-output"]
 a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 10.0, 10.0]])
@@ -105,7 +116,7 @@ assert torch.equal(box_iou(a, b), torchvision.ops.box_iou(a, b))
 # clamps $d_w, d_h$ at $\log(1000/16)$ so that an untrained network cannot make `exp` overflow.
 
 # %%
-print(inspect.getsource(decode_boxes).split('"""')[2])
+show_source(decode_boxes)
 
 # %%
 from torchvision.models.detection._utils import BoxCoder
@@ -128,9 +139,13 @@ print("encode_boxes / decode_boxes == torchvision's BoxCoder, and decode(encode(
 # At every cell $(i, j)$ of a feature map with stride $s$, the RPN considers $k$ anchors: for
 # each aspect ratio $r = h/w$ and size $S$, a box of width $S/\sqrt r$ and height $S\sqrt r$
 # (area $S^2$) centred at $(j s, i s)$ — torchvision centres anchors on the cell's top-left
-# corner. `course_lib.detection.generate_anchors` builds them for several feature maps; the order
-# (cells row by row, then ratios, then sizes) matters, because the RPN head's output channels
-# must line up with it.
+# corner, and so does Detectron2 by default (its config `MODEL.ANCHOR_GENERATOR.OFFSET = 0.0`,
+# although its comment recommends 0.5, half a stride); the original Caffe Faster R-CNN and
+# Detectron built the base anchor as the pixel box $[0, 0, s-1, s-1]$, centred at
+# $((s-1)/2, (s-1)/2) = (7.5, 7.5)$ for $s = 16$. The offset shifts every anchor by the same
+# amount, and the regression absorbs it. `course_lib.detection.generate_anchors` builds them for
+# several feature maps; the order (cells row by row, then ratios, then sizes) matters, because the
+# RPN head's output channels must line up with it.
 
 # %%
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -138,7 +153,7 @@ from torchvision.models.detection.image_list import ImageList
 
 from course_lib.detection import base_anchors, generate_anchors
 
-print(inspect.getsource(generate_anchors).split('"""')[2])
+show_source(generate_anchors)
 sizes, ratios = ((32, 64), (45, 128, 256)), ((0.5, 1.0, 2.0), (0.5, 1.0, 2.0))
 maps = [(25, 32), (13, 16)]  # two feature maps of a 400 x 512 image
 anchors = generate_anchors(maps, [(400 // h, 512 // w) for h, w in maps], sizes, ratios)
@@ -151,7 +166,7 @@ print(f"{len(anchors)} anchors == torchvision's AnchorGenerator; the base anchor
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
 cell_anchors = generate_anchors([(1, 1)], [(16, 16)], [(32, 64, 128)], [(0.5, 1.0, 2.0)])
-for k, (box, colour) in enumerate(zip(cell_anchors, ["tab:blue", "tab:orange", "tab:green"] * 3)):
+for box, colour in zip(cell_anchors, ["tab:blue", "tab:orange", "tab:green"] * 3):
     x1, y1, x2, y2 = box.tolist()
     ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5))
 ax.plot(0, 0, "k+", markersize=12)
@@ -172,7 +187,7 @@ plt.show()
 # %%
 from course_lib.detection import batched_nms, example_scene, nms, nms_with_suppressors
 
-print(inspect.getsource(nms_with_suppressors).split('"""')[2])
+show_source(nms_with_suppressors)
 
 # %% tags=["nbval-check-output"]
 scene = example_scene(0)
@@ -218,7 +233,7 @@ print("nms / batched_nms == torchvision on 500 boxes with ties, at 4 thresholds"
 # %%
 from course_lib.detection import roi_align, roi_align_sample_points, roi_pool
 
-print(inspect.getsource(roi_align).split('"""')[2])
+show_source(roi_align)
 
 # %% [markdown]
 # Checked against torchvision, forward and backward (w.r.t. the feature map), with boxes that
@@ -261,8 +276,9 @@ for i in range(2):
         ax.plot(xx.flatten(), yy.flatten(), "o", label=f"bin ({i}, {j})")
 ax.set_xlim(-0.5, 8)
 ax.set_ylim(6, -0.5)
-ax.set_title("RoI Align (aligned=True): sample points per bin; grid = cell centres")
-ax.legend(fontsize=7, loc="lower right")
+ax.set_title("RoI Align (aligned=True): sample points per bin\ngrid = cell centres", fontsize=10)
+ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the data
+fig.tight_layout()
 plt.show()
 assert ys.shape == (2, 2) and xs.shape == (2, 3)
 
@@ -276,43 +292,59 @@ assert ys.shape == (2, 2) and xs.shape == (2, 3)
 # $|\,\Delta\text{output} - \text{shift}/16\,|$, averaged over the $7 \times 7$ bins.
 
 # %%
-stride = 16
-ramp = torch.arange(40, dtype=torch.float64).expand(1, 1, 40, 40).contiguous()  # f(y, x) = x
-shifts = torch.arange(0, 33, dtype=torch.float64)  # image pixels: 0 .. 2 cells
-errors = {"RoI pooling": [], "RoI Align (aligned=True)": [], "RoI Align (aligned=False)": []}
-start = 100.0
-ops = {"RoI pooling": lambda b: roi_pool(ramp, b, 7, 1 / stride),
-       "RoI Align (aligned=True)": lambda b: roi_align(ramp, b, 7, 1 / stride, 2, True),
-       "RoI Align (aligned=False)": lambda b: roi_align(ramp, b, 7, 1 / stride, 2, False)}
-for name, op in ops.items():
-    at_zero = op([torch.tensor([[start, start, start + 64, start + 64]], dtype=torch.float64)])
-    for d in shifts.tolist():
-        moved = op([torch.tensor([[start + d, start, start + d + 64, start + 64]], dtype=torch.float64)])
-        errors[name].append(((moved - at_zero) - d / stride).abs().mean().item())
-fig, ax = plt.subplots(figsize=(7, 3.5))
+from course_lib.detection.experiment import aligned_bias, shift_errors
+
+show_source(shift_errors)
+errors = shift_errors(max_shift=32, stride=16)
+fig, ax = plt.subplots(figsize=(7.5, 3.5))
 for name, errs in errors.items():
-    ax.plot(shifts, errs, "o-", markersize=3, label=name)
+    ax.plot(range(len(errs)), errs, "o-", markersize=3, label=name)
 ax.set_xlabel("box shift (image pixels; 16 = one feature cell)")
-ax.set_ylabel("mean |Δ output − shift/16| (cells)")
+ax.set_ylabel("mean |Δ output − shift/16|\n(cells)")
 ax.set_title("does the pooled feature follow the box?")
-ax.legend()
+ax.set_xticks(range(0, 33, 4))
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=9)  # below the axes
+fig.tight_layout()
 plt.show()
 for name, errs in errors.items():
     print(f"{name:<26} max error {max(errs):.3f} cells = {16 * max(errs):.1f} image pixels")
 assert max(errors["RoI pooling"]) > 0.5  # quantisation: more than half a cell off
 assert max(errors["RoI Align (aligned=True)"]) < 1e-9  # exactly linear in the shift
 assert max(errors["RoI Align (aligned=False)"]) < 1e-9  # (the half-pixel offset is a constant, not an error in Δ)
+pool_worst = max(errors["RoI pooling"])
+assert abs(pool_worst - 0.75) < 1e-12  # the text below: three quarters of a cell, 12 pixels
 
 # %% [markdown]
 # RoI pooling's output is a staircase: it ignores a shift until a rounding flips, then jumps
 # by a whole cell. The box's two edges round independently, so the bins also change width, and
-# the measured error reaches three quarters of a cell — 12 image pixels at stride 16 — while the
-# gradient with respect to the box position is zero almost everywhere. RoI Align's bilinear
-# samples follow the box exactly. (Mask R-CNN reports that RoI Align alone improves mask
-# accuracy by 10 % to 50 % relative, more under stricter localisation metrics.) `aligned=True` additionally
-# moves the sampling grid by half a cell, so that cell $k$'s value sits at its centre $k + 0.5$
-# rather than its corner — a constant offset, invisible in this $\Delta$ but not in absolute
-# position.
+# the measured error reaches three quarters of a cell — 12 image pixels at stride 16 (printed
+# above) — while the gradient with respect to the box position is zero almost everywhere. RoI
+# Align's bilinear samples follow the box exactly. (Mask R-CNN reports that RoI Align alone
+# improves mask accuracy by 10 % to 50 % relative, more under stricter localisation metrics.)
+#
+# ### What `aligned=True` fixes: half a pixel, measured
+#
+# The shift experiment compares outputs with each other, so a *constant* offset cancels. In
+# absolute terms, feature cell $k$ covers $[k, k+1)$ and its value belongs at its centre
+# $k + 0.5$: the true feature at continuous position $p$ of the ramp is $p - 0.5$. The legacy
+# RoI Align (`aligned=False`) reads position $p$ at index $p$ — half a cell to the right of where
+# it belongs; `aligned=True` shifts the box by $-0.5$ cell first (Detectron2's fix).
+# `aligned_bias` measures the signed error of every bin against the truth, for 17 box positions:
+
+# %%
+show_source(aligned_bias)
+bias = aligned_bias(positions=17, stride=16)
+legacy_bias = bias.legacy.mean().item()
+print(f"aligned=True : mean error {bias.aligned.mean().item():+.2e} cells (max |error| {bias.aligned.abs().max().item():.1e})")
+print(f"aligned=False: mean error {legacy_bias:+.4f} cells = {16 * legacy_bias:+.1f} image pixels at stride 16")
+assert bias.aligned.abs().max() < 1e-12
+assert torch.allclose(bias.legacy, torch.full_like(bias.legacy, 0.5))  # every position: +half a cell
+
+# %% [markdown]
+# The legacy op is biased by exactly $+0.5$ cell — 8 image pixels at stride 16 — at every
+# position; `aligned=True` removes it. A network can learn to compensate a constant offset, which
+# is why Mask R-CNN trained fine with it; it matters when features are compared across scales
+# or with pixel-exact targets (masks, keypoints).
 #
 # ## 6 · The RPN: labels and proposals
 #
@@ -327,7 +359,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 
 from course_lib.detection import filter_proposals, label_anchors, match_anchors
 
-print(inspect.getsource(match_anchors).split('"""')[2])
+show_source(match_anchors)
 scene_anchors = generate_anchors([(8, 8)], [(16, 16)], [(32, 64)], [(0.5, 1.0, 2.0)])  # the 128 x 128 scene
 iou = box_iou(scene.gt_boxes, scene_anchors)
 for allow in (False, True):
@@ -341,6 +373,47 @@ strict = match_anchors(iou, allow_low_quality_matches=False)
 print(f"{len(scene_anchors)} anchors, 3 objects: {(labels == 1).sum().item()} positive "
       f"({(strict >= 0).sum().item()} of them above 0.7, the rest low-quality matches), "
       f"{(labels == -1).sum().item()} ignored, {(labels == 0).sum().item()} negative")
+
+# %% [markdown]
+# **A ground-truth box that overlaps no anchor.** Its best IoU is 0, and *every* anchor ties at
+# that best — so the low-quality rule makes every anchor whose own best IoU is 0 positive
+# (matched to gt 0, the argmax of a column of zeros). torchvision's `Matcher` does the same, and
+# so does `course_lib` (documented in `rpn.py`, pinned by a test): filter such boxes (outside the
+# image, or smaller than any anchor's reach) out of the targets.
+
+# %% tags=["nbval-check-output"]
+outside = torch.cat([scene.gt_boxes, torch.tensor([[400.0, 400.0, 420.0, 420.0]])])  # far outside the 128 x 128 image
+labels_out, _ = label_anchors(scene_anchors, outside)
+tv_labels_out, _ = rpn.assign_targets_to_anchors([scene_anchors], [{"boxes": outside}])
+assert torch.equal(labels_out, tv_labels_out[0])
+assert box_iou(outside[3:], scene_anchors).max() == 0
+print(f"with a 4th gt box outside the image: {(labels_out == 1).sum().item()} of {len(scene_anchors)} anchors positive "
+      f"(was {(labels == 1).sum().item()}) — same in torchvision")
+assert (labels_out == 1).sum() > 10 * (labels == 1).sum()
+
+# %% [markdown]
+# **The minibatch and the loss.** The RPN's loss does not use every labelled anchor: per image
+# it samples 256, at most half of them positive (`sample_anchors`), then takes binary
+# cross-entropy of the objectness logits over the sample and smooth-L1 ($\beta = 1/9$) of the
+# deltas over the sampled positives, divided by the sample size (`rpn_loss`). Both draw their
+# randomness exactly as torchvision does, so under one seed they pick the same anchors and give
+# the same losses as `RegionProposalNetwork.compute_loss`:
+
+# %%
+from course_lib.detection import encode_boxes, rpn_loss, sample_anchors
+
+show_source(sample_anchors, rpn_loss)
+gen = torch.Generator().manual_seed(4)
+objectness, rpn_deltas = torch.randn(len(scene_anchors), generator=gen), 0.3 * torch.randn(len(scene_anchors), 4, generator=gen)
+regression_targets = encode_boxes(scene_anchors, matched)
+torch.manual_seed(0)
+tv_losses = rpn.compute_loss(objectness, rpn_deltas, [labels], [regression_targets])
+torch.manual_seed(0)
+positive, negative = sample_anchors(labels, 256, 0.5)
+losses_ours = rpn_loss(objectness, rpn_deltas, labels, regression_targets, positive, negative)
+assert all(torch.equal(a, b) for a, b in zip(losses_ours, tv_losses))
+print(f"minibatch: {len(positive)} positive + {len(negative)} negative of {len(scene_anchors)} anchors; "
+      f"objectness loss {losses_ours[0].item():.4f}, box loss {losses_ours[1].item():.4f} == torchvision")
 
 # %% [markdown]
 # At inference, `filter_proposals` turns the RPN's outputs into proposals: top-$n$ logits per
@@ -369,84 +442,55 @@ print(f"{len(scene_anchors)} anchors -> top 100 -> {len(proposals)} proposals af
 # model's anchors are ours:
 
 # %%
-from torch import nn
-from torchvision.models.detection import FasterRCNN
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.ops import MultiScaleRoIAlign
+from course_lib.detection.experiment import DetectorConfig, rectangles, tiny_faster_rcnn, train_tiny_detector
 
-torch.manual_seed(0)
-backbone = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU(),
-                         nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU())
-backbone.out_channels = 16
-model = FasterRCNN(backbone, num_classes=None, min_size=128, max_size=128,
-                   rpn_anchor_generator=AnchorGenerator(((16, 32, 64),), ((0.5, 1.0, 2.0),)),
-                   box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2), box_head=TwoMLPHead(16 * 7 * 7, 64),
-                   box_predictor=FastRCNNPredictor(64, 2), rpn_batch_size_per_image=64,
-                   box_batch_size_per_image=64)
-
-
-def rectangles(gen, n=2):
-    """n images of 1-3 random coloured rectangles, with their boxes (class 1)."""
-    images, targets = [], []
-    for _ in range(n):
-        image = 0.1 * torch.rand(3, 128, 128, generator=gen)
-        boxes = []
-        for _ in range(int(torch.randint(1, 4, (1,), generator=gen))):
-            x0, y0 = torch.randint(0, 90, (2,), generator=gen).tolist()
-            w, h = torch.randint(16, 40, (2,), generator=gen).tolist()
-            image[:, y0:y0 + h, x0:x0 + w] = torch.rand(3, 1, 1, generator=gen)
-            boxes.append([x0, y0, min(x0 + w, 128), min(y0 + h, 128)])
-        images.append(image)
-        targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.ones(len(boxes), dtype=torch.int64)})
-    return images, targets
-
-
+show_source(tiny_faster_rcnn)
+config = DetectorConfig()
+model = tiny_faster_rcnn(config, seed=0)
 gen = torch.Generator().manual_seed(0)
 images, targets = rectangles(gen)
 image_list, _ = model.transform(images, targets)
 model_anchors = model.rpn.anchor_generator(image_list, [model.backbone(image_list.tensors)])[0]
-assert torch.equal(model_anchors, generate_anchors([(8, 8)], [(16, 16)], [(16, 32, 64)], [(0.5, 1.0, 2.0)]))
+assert torch.equal(model_anchors, generate_anchors([(8, 8)], [(16, 16)], [config.anchor_sizes], [config.aspect_ratios]))
 print(f"the model's {len(model_anchors)} anchors == course_lib.detection.generate_anchors")
 
 # %%
-from tqdm.auto import tqdm
-
-optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
-history = []
-model.train()
-for step in tqdm(range(15), desc="training"):
-    images, targets = rectangles(gen)
-    losses = model(images, targets)
-    optimizer.zero_grad()
-    sum(losses.values()).backward()
-    optimizer.step()
-    history.append({k: v.item() for k, v in losses.items()})
-fig, ax = plt.subplots(figsize=(7, 3.5))
+history = train_tiny_detector(model, 15, gen, config, progress=True)
+fig, ax = plt.subplots(figsize=(7.5, 3.5))
 for key in history[0]:
-    ax.plot([h[key] for h in history], "o-", markersize=3, label=key)
+    ax.plot(range(1, len(history) + 1), [h[key] for h in history], "o-", markersize=3, label=key)
 ax.set_xlabel("SGD step")
 ax.set_ylabel("loss")
+ax.set_xticks(range(1, len(history) + 1, 2))  # integer steps
 ax.set_title("the four losses of Faster R-CNN (tiny model, synthetic rectangles)")
-ax.legend()
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)  # beside the axes, off the data
+fig.tight_layout()
 plt.show()
 print({k: round(v, 3) for k, v in history[-1].items()})
 assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in history)
 first, last = history[0], history[-3:]
 assert sum(h["loss_classifier"] for h in last) / 3 < first["loss_classifier"]  # the heads are learning
+print(f"step 1: objectness {first['loss_objectness']:.3f}, classifier {first['loss_classifier']:.3f} "
+      f"(log 2 = {math.log(2):.3f})")
+assert abs(first["loss_objectness"] - math.log(2)) < 0.05 and abs(first["loss_classifier"] - math.log(2)) < 0.1
 
 # %% [markdown]
 # Fifteen steps do not make a detector, but they show the structure: at initialisation the
-# objectness and classifier losses sit near $\log 2 \approx 0.69$ (a coin flip), and the
+# objectness and classifier losses sit near $\log 2 \approx 0.69$ (a coin flip; printed and asserted above), and the
 # classifier falls first, because most sampled proposals are easy background.
 #
 # ## 7 · Widget: anchors and NMS
 #
-# `course_lib.detection.anchors_nms_widget()` wires sliders to the pure function
-# `course_lib.detection.anchors_nms_view(row, col, size, ratios, iou_threshold)`. Left: the
-# anchors of one feature cell on the synthetic scene, coloured by their RPN label (green
-# positive, orange ignored, grey negative). Right: the scene's proposals after NMS — kept boxes
-# solid and numbered, suppressed ones faded; the caption names the box that suppressed each.
-# Lower the IoU threshold and watch neighbouring objects' boxes start to suppress each other.
+# `course_lib.detection.anchors_nms_widget()` wires controls to the pure state function
+# `course_lib.detection.anchors_nms_state(row, col, size, ratios, iou_threshold, …)` and its
+# drawing `anchors_nms_view`. Left: the anchors of one feature cell on the synthetic scene (thick),
+# coloured by their label under the RPN's *full* rule — green positive (IoU ≥ 0.7 *or* the best
+# anchor of some object), orange ignored, grey negative — over every positive anchor of the map
+# (thin green: solid when the minibatch draw sampled it, dotted when not) and the sampled
+# negatives' centres (grey dots); the minibatch here is 32 anchors, so that on this small map the
+# sampling shows. Right: the scene's proposals after NMS — kept boxes solid and numbered,
+# suppressed ones faded; the caption names the box that suppressed each. Lower the IoU threshold
+# and watch neighbouring objects' boxes start to suppress each other.
 
 # %%
 from course_lib.detection import anchors_nms_widget
@@ -480,11 +524,11 @@ from course_lib.detection.exercises import encode_box, greedy_nms, iou_of_two_bo
 iou_of_two_boxes.show();
 
 # %%
-def iou(a, b):
+def my_iou(a, b):
     raise NotImplementedError  # your code here
 
 
-iou_of_two_boxes.check(iou);
+iou_of_two_boxes.check(my_iou);
 
 # %% [markdown]
 # ### Exercise 2: encode a box relative to an anchor
@@ -493,11 +537,11 @@ iou_of_two_boxes.check(iou);
 encode_box.show();
 
 # %%
-def encode(anchor, gt):
+def my_encode(anchor, gt):
     raise NotImplementedError  # your code here
 
 
-encode_box.check(encode);
+encode_box.check(my_encode);
 
 # %% [markdown]
 # ### Exercise 3: greedy NMS
@@ -515,6 +559,18 @@ greedy_nms.check(my_nms);
 # %% [markdown]
 # ## Summary
 #
+# Back to the objectives:
+#
+# 1. **IoU and the encoding** (§2): `box_iou` and `encode_boxes`/`decode_boxes` equal torchvision's;
+#    shifts in units of the reference's size and scales as logs make the targets size-independent.
+# 2. **Anchors and the RPN's labels** (§3, §6): $k$ anchors per cell, top-left-centred as in
+#    torchvision and Detectron2; labelled by the full rule (incl. each object's best anchor — and
+#    *every* unmatched anchor when an object overlaps none); `sample_anchors` and `rpn_loss` equal
+#    torchvision's sampler and loss under one seed.
+# 3. **Greedy NMS** (§4, exercise 3): stable sort, strict `>`, only kept boxes suppress.
+# 4. **RoI pooling vs RoI Align** (§5): pooling lags a moving box by up to 0.75 cell; RoI Align
+#    follows it exactly, and `aligned=True` removes the legacy op's constant +0.5-cell bias.
+#
 # * Faster R-CNN = backbone → RPN (anchors scored and regressed, NMS) → RoI pooling / Align →
 #   heads. Two matching problems (anchors ↔ objects, proposals ↔ objects) produce its labels.
 # * Boxes are regressed as $(d_x, d_y, d_w, d_h)$ relative to a reference box: shifts in units of
@@ -526,7 +582,8 @@ greedy_nms.check(my_nms);
 #   by up to 0.75 cell (12 pixels at stride 16); RoI Align samples bilinearly and follows the box
 #   exactly.
 # * `course_lib.detection`: `box_iou`, `encode_boxes`/`decode_boxes`, `generate_anchors`, `nms`,
-#   `batched_nms`, `roi_pool`, `roi_align`, `match_anchors`, `label_anchors`, `filter_proposals` —
+#   `batched_nms`, `roi_pool`, `roi_align`, `match_anchors`, `label_anchors`, `sample_anchors`,
+#   `rpn_loss`, `filter_proposals` —
 #   each equal to torchvision's, tested in `tests/test_detection*.py`.
 #
 # ## References
