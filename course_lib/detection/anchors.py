@@ -17,8 +17,10 @@ Differences from torchvision: none intended — :func:`generate_anchors` equals
 ``torchvision.models.detection.anchor_utils.AnchorGenerator``'s output for one image (which
 takes the strides as ``image_size // feature_size``; here they are given). Note the anchors
 are centred on the cell's *top-left* corner ``j·sx``, not its centre ``(j + 0.5)·sx``, as in
-torchvision and Detectron; ``round`` is ``torch.round`` (half to even), so ``w/2 = 22.5``
-becomes 22.
+torchvision and in Detectron2 by default (``MODEL.ANCHOR_GENERATOR.OFFSET = 0.0``; its config
+comment recommends 0.5, half a stride). The original Caffe Faster R-CNN and Detectron (v1) built
+the base anchor as the pixel box ``[0, 0, s-1, s-1]``, centred at ``((s-1)/2, (s-1)/2)`` — (7.5,
+7.5) at stride 16. ``round`` is ``torch.round`` (half to even), so ``w/2 = 22.5`` becomes 22.
 
 Notebook: ``07_faster_rcnn`` §3 (anchors). Tests: ``tests/test_detection.py``.
 """
