@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 from course_lib.distributed import assign_buckets, ring_bytes_per_rank, ring_schedule
 from course_lib.distributed.exercises import (
     EXERCISES,
-    _simulated_all_reduce,
+    SimulatedAllReduce,
     bucket_assignment,
     gradient_averaging_hook,
     reduce_scatter_schedule,
@@ -71,7 +70,13 @@ def _buckets_strict(sizes_bytes, cap_bytes):  # closes only when the cap is exce
     return buckets + ([current] if current else [])
 
 
-def _hook_right(bucket, world_size, all_reduce):
+def _hook_right(bucket, world_size, all_reduce):  # PyTorch's order: divide, then sum
+    bucket.div_(world_size)
+    all_reduce(bucket)
+    return bucket
+
+
+def _hook_sum_then_divide(bucket, world_size, all_reduce):  # the mean too, but FP16 sums overflow
     all_reduce(bucket)
     return bucket.div_(world_size)
 
@@ -89,7 +94,7 @@ RIGHT_AND_WRONG = [
     (reduce_scatter_schedule, _schedule_from_library, [_schedule_off_by_one, _schedule_forward]),
     (ring_bytes, _bytes_from_library, [_bytes_textbook, _bytes_one_phase]),
     (bucket_assignment, _buckets_by_prefix_sums, [_buckets_forward, _buckets_strict]),
-    (gradient_averaging_hook, _hook_right, [_hook_no_divide, _hook_no_all_reduce]),
+    (gradient_averaging_hook, _hook_right, [_hook_no_divide, _hook_no_all_reduce, _hook_sum_then_divide]),
 ]
 
 
@@ -125,6 +130,15 @@ def test_bucket_reference_is_what_simple_ddp_uses() -> None:
 
 def test_hook_reference_is_what_simple_ddp_computes() -> None:
     grads = [torch.randn(6, dtype=torch.float64) for _ in range(3)]
-    others = torch.stack(grads[1:])
-    out = gradient_averaging_hook.reference(grads[0].clone(), 3, functools.partial(_simulated_all_reduce, others=others))
+    out = gradient_averaging_hook.reference(grads[0].clone(), 3, SimulatedAllReduce(grads[0], torch.stack(grads[1:])))
     torch.testing.assert_close(out, torch.stack(grads).mean(0))
+
+
+def test_sum_then_divide_is_accepted_where_it_does_not_overflow() -> None:
+    """Both orders give the mean in FP64; only the FP16 edge case tells them apart."""
+    fp64_only = [case for case in gradient_averaging_hook.cases() if case["bucket"].dtype == torch.float64]
+    for case in fp64_only:
+        torch.testing.assert_close(_hook_sum_then_divide(**{**case, "bucket": case["bucket"].clone()}),
+                                   gradient_averaging_hook.reference(**{**case, "bucket": case["bucket"].clone()}))
+    result = gradient_averaging_hook.check(_hook_sum_then_divide, quiet=True)
+    assert result.failing_case["bucket"].dtype == torch.float16 and "inf" in result.message

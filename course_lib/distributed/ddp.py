@@ -18,16 +18,23 @@ the replicas stay identical. What makes it fast is *when* the all-reduce happens
 3. a hook on each parameter fires when its gradient is accumulated; when every gradient of a
    bucket is in, copy them into the bucket's flat buffer and launch an **asynchronous**
    ``all_reduce`` — it runs while backward keeps computing the earlier layers' gradients;
-4. at the end of backward (a callback queued on the autograd engine), wait for every bucket,
-   divide by ``N`` and copy the averages back into ``.grad`` — so the optimizer step, which
-   comes after ``loss.backward()`` returns, always sees synchronised gradients.
+   Each gradient is multiplied by ``1/N`` *while* it is copied into the bucket, so the
+   all-reduce sums ``g_r / N`` — PyTorch's reducer does the same (``mul_out(bucket_view, grad,
+   1/N)`` in ``reducer.cpp``): dividing first keeps an FP16 sum of large gradients from
+   overflowing (two ranks' 40000 sum to 80000 > 65504 = inf; halves sum to 40000);
+4. at the end of backward (a callback queued on the autograd engine), wait for every bucket
+   and copy the averages back into ``.grad`` — so the optimizer step, which comes after
+   ``loss.backward()`` returns, always sees synchronised gradients;
+5. before every forward, broadcast the module's buffers (BatchNorm's running statistics) from
+   rank 0, as DDP does by default (``broadcast_buffers=True``), so every replica normalises
+   with the same statistics.
 
 Small buckets start communicating earlier but pay a per-message latency many times; one huge
 bucket waits for the whole backward pass and overlaps nothing.
 
 Differences from PyTorch's DDP: no ``gradient_as_bucket_view`` (gradients are copied into and
-out of the buckets), no first small bucket (DDP caps bucket 0 at 1 MB), buffers are broadcast
-once rather than every forward, no ``no_sync``/gradient accumulation, no unused parameters
+out of the buckets), no first small bucket (DDP caps bucket 0 at 1 MB), no ``no_sync``
+(gradient accumulation works, but every backward communicates), no unused parameters
 (``find_unused_parameters``): a parameter without a gradient is an error at the end of backward,
 no comm hooks, dense gradients only, one dtype per bucket. One backward per optimizer step.
 
@@ -108,6 +115,7 @@ class SimpleDDP(nn.Module):
         module: the model replica on this rank (its parameters are overwritten by rank 0's).
         bucket_cap_mb: target bucket size in MiB (PyTorch's DDP default is 25).
         group: the process group (default: the whole world).
+        broadcast_buffers: broadcast the buffers from rank 0 before every forward (DDP's default).
 
     Attributes:
         buckets: the :class:`Bucket` list, in launch order.
@@ -126,13 +134,14 @@ class SimpleDDP(nn.Module):
     """
 
     def __init__(self, module: nn.Module, bucket_cap_mb: float = 25.0,
-                 group: dist.ProcessGroup | None = None) -> None:
+                 group: dist.ProcessGroup | None = None, broadcast_buffers: bool = True) -> None:
         super().__init__()
         _checks.instance("module", module, nn.Module)
         cap = _checks.real("bucket_cap_mb", bucket_cap_mb, minimum=0, open_min=True)
         _, self.world_size = group_ranks(group, "SimpleDDP")
         self.module, self.group = module, group
-        self._broadcast_from_rank0()
+        self.broadcast_buffers = _checks.instance("broadcast_buffers", broadcast_buffers, bool)
+        self._broadcast_from_rank0([*module.parameters(), *module.buffers()])
         params = list(module.parameters())
         trainable = [i for i, p in enumerate(params) if p.requires_grad]
         sizes = [params[i].numel() * params[i].element_size() for i in trainable]
@@ -151,12 +160,14 @@ class SimpleDDP(nn.Module):
         self._arrived: set[int] = set()  # parameter indices whose gradient arrived this backward
 
     @torch.no_grad()
-    def _broadcast_from_rank0(self) -> None:
+    def _broadcast_from_rank0(self, tensors: list[torch.Tensor]) -> None:
         src = global_rank(self.group, 0)
-        for tensor in [*self.module.parameters(), *self.module.buffers()]:
+        for tensor in tensors:
             dist.broadcast(tensor.data, src=src, group=self.group)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.broadcast_buffers:
+            self._broadcast_from_rank0(list(self.module.buffers()))
         return self.module(*args, **kwargs)
 
     def _hook(self, b: int, index: int):
@@ -178,8 +189,8 @@ class SimpleDDP(nn.Module):
             if bucket.ready < len(bucket.params):
                 return
             offset = 0
-            for p in bucket.params:
-                bucket.buffer[offset:offset + p.numel()].copy_(p.grad.reshape(-1))
+            for p in bucket.params:  # divide while copying, before the sum (as PyTorch's reducer)
+                torch.mul(p.grad.reshape(-1), 1.0 / self.world_size, out=bucket.buffer[offset:offset + p.numel()])
                 offset += p.numel()
             bucket.work = dist.all_reduce(bucket.buffer, group=self.group, async_op=True)
             self.events.append(("launch", self._next_bucket))
@@ -187,7 +198,7 @@ class SimpleDDP(nn.Module):
 
     @torch.no_grad()
     def finish_gradient_synchronization(self) -> None:
-        """Wait for every bucket's all-reduce and write the averaged gradients back to ``.grad``.
+        """Wait for every bucket's all-reduce and write the averages (sums of ``g_r / N``) back to ``.grad``.
 
         Runs by itself at the end of ``backward()``; idempotent.
 
@@ -206,7 +217,6 @@ class SimpleDDP(nn.Module):
         for b, bucket in enumerate(self.buckets):
             bucket.work.wait()
             self.events.append(("wait", b))
-            bucket.buffer /= self.world_size
             offset = 0
             for p in bucket.params:
                 p.grad.copy_(bucket.buffer[offset:offset + p.numel()].view_as(p.grad))

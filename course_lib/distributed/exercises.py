@@ -5,13 +5,13 @@
 * :data:`bucket_assignment` — DDP's buckets: reverse parameter order, closed at the cap.
 * :data:`gradient_averaging_hook` — the body of a gradient-averaging communication hook.
 
-All run in one process: the hook's all-reduce is simulated. Notebook: ``04_ddp`` ("Exercises").
+All run in one process: the hook's all-reduce is simulated (:class:`SimulatedAllReduce`).
+Notebook: ``04_ddp`` ("Exercises").
 Tests: ``tests/test_distributed_exercises.py``.
 """
 
 from __future__ import annotations
 
-import functools
 import random
 
 import torch
@@ -109,21 +109,47 @@ bucket_assignment = Exercise(
 )
 
 
-def _simulated_all_reduce(tensor: torch.Tensor, others: torch.Tensor) -> None:
-    """What dist.all_reduce(SUM) does to this rank's tensor: add the other ranks' (others[k])."""
-    tensor.add_(others.sum(dim=0))
+class SimulatedAllReduce:
+    """``dist.all_reduce(SUM)`` for one rank, with the other ranks simulated in the same process.
+
+    The other ranks run the same hook as this one, so whatever this rank did to its bucket before
+    calling ``all_reduce`` they did to theirs: the simulation applies this rank's scaling (the
+    ratio of the tensor passed in to the bucket it started from) to the others' gradients, then
+    adds them. Dividing before or after the sum both give the mean; the sum is taken in the
+    bucket's dtype, so in FP16 a sum above 65504 overflows as it would on real ranks. (An
+    all-zero bucket shows no scaling, so the cases never start from one.)
+    """
+
+    def __init__(self, mine: torch.Tensor, others: torch.Tensor) -> None:
+        self.mine = mine.clone()  # (k,) this rank's bucket as the hook received it
+        self.others = others  # (N - 1, k) the other ranks' buckets as their hooks received them
+
+    def __call__(self, tensor: torch.Tensor) -> None:
+        mine = self.mine.double()
+        norm = float(mine.dot(mine))
+        factor = float(tensor.double().dot(mine)) / norm if norm else 1.0  # what this rank's hook applied
+        for other in self.others:
+            tensor.add_((other.double() * factor).to(tensor.dtype))
+
+    def __repr__(self) -> str:
+        return f"all_reduce over {len(self.others) + 1} ranks"
+
+
+def _all_reduce_case(bucket: torch.Tensor, others: torch.Tensor) -> dict:
+    return {"bucket": bucket, "world_size": len(others) + 1, "all_reduce": SimulatedAllReduce(bucket, others)}
 
 
 def _gradient_averaging_hook(bucket: torch.Tensor, world_size: int, all_reduce) -> torch.Tensor:
-    all_reduce(bucket)  # in place: now the sum over all ranks
-    bucket /= world_size  # the mean gradient: what one process on the whole batch computes
+    # Divide first, then sum, as PyTorch's DDP does: the sum of N gradients can overflow in FP16
+    # (2 x 40000 > 65504) where the sum of N gradients / N cannot exceed the largest of them.
+    bucket /= world_size
+    all_reduce(bucket)  # in place: now the sum over all ranks of gradient / N, the mean
     return bucket
 
 
 def _hook_case(rng: random.Random) -> dict:
     n, k = rng.randint(1, 8), rng.randint(1, 50)
-    return {"bucket": randn(rng, k), "world_size": n,
-            "all_reduce": functools.partial(_simulated_all_reduce, others=randn(rng, n - 1, k))}
+    return _all_reduce_case(randn(rng, k), randn(rng, n - 1, k))
 
 
 gradient_averaging_hook = Exercise(
@@ -132,19 +158,19 @@ gradient_averaging_hook = Exercise(
         Write `gradient_averaging_hook(bucket: Tensor, world_size: int, all_reduce) -> Tensor`,
         the body DDP runs for a full bucket of this rank's gradients (a flat tensor).
         `all_reduce(t)` sums `t` over all ranks IN PLACE (like dist.all_reduce) and returns
-        None. Return the bucket holding the average gradient over the world_size ranks.
-        (Here all_reduce is simulated: it adds the other ranks' gradients as they are, so
-        call it before you divide.)
+        None; the other ranks run your hook too. Return the bucket holding the average gradient
+        over the world_size ranks. It must also work for FP16 buckets of large gradients, where
+        the sum over the ranks would exceed FP16's largest value, 65504.
     """,
     reference=_gradient_averaging_hook,
-    edge_cases=[{"bucket": torch.ones(3, dtype=torch.float64), "world_size": 1,
-                 "all_reduce": functools.partial(_simulated_all_reduce, others=torch.zeros(0, 3, dtype=torch.float64))},
-                {"bucket": torch.ones(3, dtype=torch.float64), "world_size": 2,
-                 "all_reduce": functools.partial(_simulated_all_reduce, others=torch.full((1, 3), 3.0, dtype=torch.float64))}],
+    edge_cases=[_all_reduce_case(torch.ones(3, dtype=torch.float64), torch.zeros(0, 3, dtype=torch.float64)),
+                _all_reduce_case(torch.ones(3, dtype=torch.float64), torch.full((1, 3), 3.0, dtype=torch.float64)),
+                _all_reduce_case(torch.full((2,), 40000.0, dtype=torch.float16),
+                                 torch.full((1, 2), 40000.0, dtype=torch.float16))],
     random_case=_hook_case,
-    hints=["Two lines: one call, one division.",
+    hints=["Two lines: one division, one call.",
            "all_reduce returns None; the result is in the tensor you passed.",
-           "Sum then divide by world_size: the mean of the ranks' mean-loss gradients is the full-batch gradient."],
+           "The mean of the ranks' gradients is sum(g_r) / N = sum(g_r / N): which order can overflow in FP16?"],
 )
 
 EXERCISES = (reduce_scatter_schedule, ring_bytes, bucket_assignment, gradient_averaging_hook)

@@ -11,7 +11,11 @@ every rank and returns plain data (lists, dicts, floats) that the notebook plots
 * :func:`compare_ddp` — :class:`~course_lib.distributed.SimpleDDP` against PyTorch's DDP and
   single-process full-batch training.
 * :func:`broadcast_state` — SimpleDDP's start: rank 0's parameters and buffers everywhere.
+* :func:`average_order` — divide before or after the sum: FP16 overflow, SimpleDDP and DDP.
+* :func:`buffers_each_forward` — buffers re-broadcast from rank 0 at every forward (DDP's default).
 * :func:`fail_on_rank`, :func:`bad_input_errors` — faults and bad input, on purpose.
+
+All are exported as ``course_lib.distributed.experiment.<name>`` (not re-exported by the package).
 
 Notebook: ``04_ddp``. Tests: ``tests/test_distributed.py``.
 """
@@ -28,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from course_lib._export import export
 from course_lib.distributed.ddp import SimpleDDP
 from course_lib.distributed.launcher import worker_device
 from course_lib.distributed.naive import naive_all_reduce
@@ -47,6 +52,7 @@ def _run(algorithm: str, tensor: torch.Tensor, group: dist.ProcessGroup | None =
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)
 
 
+@export("distributed.experiment.hello")
 def hello() -> tuple[int, int, float]:
     """Print this rank's identity; return ``(rank, world_size, sum of all ranks)``."""
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -63,6 +69,7 @@ def _rank_input(numel: int, dtype: torch.dtype, seed: int, rank: int) -> torch.T
     return torch.randint(-1000, 1000, (numel,), generator=gen, dtype=dtype)
 
 
+@export("distributed.experiment.compare_all_reduces")
 def compare_all_reduces(sizes: Sequence[int], dtypes: Sequence[str] = ("float32",), seed: int = 0,
                         group_sizes: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Run ring, naive and ``dist.all_reduce`` on the same inputs; report errors and bytes.
@@ -109,6 +116,7 @@ def compare_all_reduces(sizes: Sequence[int], dtypes: Sequence[str] = ("float32"
     return rows
 
 
+@export("distributed.experiment.time_all_reduces")
 def time_all_reduces(sizes_bytes: Sequence[int], repeats: int = 3,
                      algorithms: Sequence[str] = ALGORITHMS) -> dict[str, list[float]]:
     """Median seconds per all-reduce of float32 tensors of each size, slowest rank's clock.
@@ -140,6 +148,7 @@ def _mlp(seed: int, width: int = 13) -> nn.Module:
     return nn.Sequential(nn.Linear(7, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 3))
 
 
+@export("distributed.experiment.compare_ddp")
 def compare_ddp(steps: int = 5, bucket_cap_mb: float = 0.0005, per_rank_batch: int = 4,
                 lr: float = 0.1, seed: int = 0) -> dict[str, Any]:
     """Train one small MLP three ways for ``steps`` SGD steps; return the largest differences.
@@ -194,6 +203,7 @@ def compare_ddp(steps: int = 5, bucket_cap_mb: float = 0.0005, per_rank_batch: i
             "launched_during_backward": overlapped}
 
 
+@export("distributed.experiment.broadcast_state")
 def broadcast_state() -> dict[str, list[float]]:
     """Wrap a model whose parameters *and buffers* differ per rank; return what SimpleDDP left.
 
@@ -210,6 +220,7 @@ def broadcast_state() -> dict[str, list[float]]:
     return {"weight": module[0].weight.flatten().tolist(), "running_mean": module[1].running_mean.tolist()}
 
 
+@export("distributed.experiment.fail_on_rank")
 def fail_on_rank(rank_to_fail: int, how: str = "raise") -> list[float]:
     """All ranks all-reduce, except ``rank_to_fail``, which raises, exits or hangs (``how``)."""
     rank = dist.get_rank()
@@ -225,6 +236,7 @@ def fail_on_rank(rank_to_fail: int, how: str = "raise") -> list[float]:
     return t.tolist()
 
 
+@export("distributed.experiment.bad_input_errors")
 def bad_input_errors() -> dict[str, str]:
     """Misuse on purpose; return each error's message ('' if none was raised).
 
@@ -246,3 +258,49 @@ def bad_input_errors() -> dict[str, str]:
     except RuntimeError as err:
         messages["unused_parameter"] = str(err)
     return messages
+
+
+@export("distributed.experiment.average_order")
+def average_order(value: float = 40000.0) -> dict[str, float]:
+    """Every rank holds the FP16 gradient ``value``; average it four ways and return the results.
+
+    * ``sum_then_divide``: all-reduce, then divide by N — the sum can overflow FP16 (max 65504);
+    * ``divide_then_sum``: divide by N, then all-reduce — what PyTorch's DDP does;
+    * ``simple_ddp`` / ``torch_ddp``: the gradient of ``w · value`` for an FP16 weight ``w``
+      wrapped in :class:`SimpleDDP` / ``DistributedDataParallel``.
+    """
+    world, device = dist.get_world_size(), worker_device()
+    out = {}
+    t = torch.full((1,), value, dtype=torch.float16, device=device)
+    dist.all_reduce(t)
+    out["sum_then_divide"] = (t / world).item()
+    t = torch.full((1,), value, dtype=torch.float16, device=device) / world
+    dist.all_reduce(t)
+    out["divide_then_sum"] = t.item()
+    for name, wrap in (("simple_ddp", SimpleDDP), ("torch_ddp", nn.parallel.DistributedDataParallel)):
+        layer = nn.Linear(1, 1, bias=False).to(device=device, dtype=torch.float16)
+        model = wrap(layer)
+        model(torch.full((1, 1), value, dtype=torch.float16, device=device)).sum().backward()
+        out[name] = layer.weight.grad.item()
+    return out
+
+
+@export("distributed.experiment.buffers_each_forward")
+def buffers_each_forward(broadcast_buffers: bool = True) -> dict[str, float]:
+    """Give each rank a different BatchNorm running mean *after* wrapping, run one eval forward.
+
+    Returns:
+        ``simple_ddp`` and ``torch_ddp``: this rank's running mean after the forward — rank 0's
+        value (0.0) on every rank when buffers are broadcast, this rank's own (its rank) when not.
+    """
+    rank, device = dist.get_rank(), worker_device()
+    out = {}
+    for name, wrap in (("simple_ddp", SimpleDDP), ("torch_ddp", nn.parallel.DistributedDataParallel)):
+        module = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).to(device)
+        model = wrap(module, broadcast_buffers=broadcast_buffers)
+        with torch.no_grad():
+            module[1].running_mean.fill_(float(rank))
+        module.eval()
+        model(torch.ones(3, 2, device=device))
+        out[name] = module[1].running_mean[0].item()
+    return out

@@ -75,7 +75,7 @@ def ring_view(world_size: int = 4, step: int = 0) -> View:
     for t in upcoming:  # arrows first, under the boxes
         (x0, y0), (x1, y1) = centers[t.src], centers[t.dst]
         length = math.hypot(x1 - x0, y1 - y0)
-        nx, ny = 0.3 * (y1 - y0) / length, -0.3 * (x1 - x0) / length  # to the arrow's right: 0->1 and 1->0 don't overlap
+        nx, ny = 0.3 * (y1 - y0) / length, -0.3 * (x1 - x0) / length  # arrow's right: 0->1, 1->0 apart
         ax.annotate("", xy=(x0 + 0.75 * (x1 - x0) + nx, y0 + 0.75 * (y1 - y0) + ny),
                     xytext=(x0 + 0.25 * (x1 - x0) + nx, y0 + 0.25 * (y1 - y0) + ny),
                     arrowprops=dict(arrowstyle="-|>", color=colors[t.chunk % 10], lw=2.5))
