@@ -24,7 +24,11 @@ Need = Literal["cuda", "triton", "triton-native", "bf16", "multi-gpu"]
 
 @dataclass(frozen=True)
 class Fallback:
-    """A section of a chapter that needs something this machine may lack."""
+    """A section of a chapter that needs something this machine may lack.
+
+    A section may list several fallbacks, most severe first (no Triton at all before Triton
+    without a GPU): the doctor reports the first one whose need is missing.
+    """
 
     section: str  # the section's heading in the notebook
     needs: Need  # what it needs to run as written
@@ -75,8 +79,11 @@ CHAPTERS: tuple[Chapter, ...] = (
             "and weights, mask sizes", "optional"),
     Chapter(9, "flash_attention", "FlashAttention: online softmax, tiling, Triton", "course_lib.attention",
             "the tiling visualiser: active Q/K/V blocks and the running softmax of one row", "useful",
-            (Fallback("Triton kernels", "triton-native", "Triton's interpreter on the CPU (slow, exact)"),
-             Fallback("GPU throughput (TFLOP/s vs SDPA)", "cuda", "skipped with a message"))),
+            (Fallback("The Triton kernel", "triton",
+                      'skipped with a message; flash_attention(impl="torch") runs the same algorithm in PyTorch'),
+             Fallback("The Triton kernel", "triton-native", "Triton's interpreter on the CPU (slow, exact)"),
+             Fallback("Exercise 3: the missing line of the Triton kernel", "triton", "skipped with a message"),
+             Fallback("On a GPU: TFLOP/s against PyTorch's SDPA", "cuda", "skipped with a message"))),
     Chapter(10, "medusa", "Medusa speculative decoding on a tiny code model", "course_lib.speculative",
             "the draft-tree viewer: candidate tree, tree mask and accepted path", "optional"),
     Chapter(11, "multi_token_prediction", "Multi-token prediction, DeepSeek-V3 style", "course_lib.mtp",

@@ -13,14 +13,17 @@ import platform
 from dataclasses import dataclass, field
 
 from course_lib import runtime
-from course_lib.chapters import CHAPTERS, Need
+from course_lib.chapters import CHAPTERS, Fallback, Need
 
 
 def _version(package: str) -> str:
     try:
-        return importlib.metadata.version(package)
+        version = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+    if package == "triton" and not runtime.triton_available():
+        return f"{version} (installed but not importable)"
+    return version
 
 
 def has(need: Need) -> bool:
@@ -55,17 +58,33 @@ class Report:
         lines += ["", f"  device      {self.device}", f"  GPU         {gpu}",
                   f"  bf16 math   {'native' if self.bf16 else 'emulated on CPU (slow, still correct)'}",
                   f"  Triton      {self.triton_mode}"]
+        if self.triton_mode == "unavailable":
+            lines += ["", "  Without Triton (macOS, Windows, Linux on ARM) every chapter runs; only the Triton",
+                      '  kernel sections are skipped, and flash_attention(impl="torch") runs the same algorithm.']
         lines += ["", "Sections that fall back on this machine:" if self.fallbacks else
                   "Every chapter section runs as written on this machine."]
         lines += [f"  - {line}" for line in self.fallbacks]
         return "\n".join(lines)
 
 
+def fallbacks_here() -> list[tuple[str, Fallback]]:
+    """``(notebook, fallback)`` for every chapter section that falls back on this machine.
+
+    Where a section lists several fallbacks (most severe first), the first whose need is missing
+    is the one that happens: without Triton, the Triton kernel is skipped, not interpreted.
+    """
+    chosen: dict[tuple[str, str], Fallback] = {}
+    for chapter in CHAPTERS:
+        for f in chapter.fallbacks:
+            if not has(f.needs):
+                chosen.setdefault((chapter.notebook, f.section), f)
+    return [(notebook, f) for (notebook, _), f in chosen.items()]
+
+
 def report() -> Report:
     """Inspect this machine; see the module docstring."""
     versions = {"python": platform.python_version()}
     versions |= {p: _version(p) for p in ("torch", "torchvision", "triton", "ipywidgets", "jupyterlab")}
-    fallbacks = [f"{c.notebook}: {f.section} (needs {f.needs}) → {f.otherwise}"
-                 for c in CHAPTERS for f in c.fallbacks if not has(f.needs)]
+    fallbacks = [f"{notebook}: {f.section} (needs {f.needs}) → {f.otherwise}" for notebook, f in fallbacks_here()]
     return Report(versions, runtime.device().type, runtime.gpu_info(), runtime.bf16_supported(),
                   runtime.triton_mode(), fallbacks)
