@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("COURSE_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
-INSTALL_INPUTS = ("pyproject.toml", "requirements.txt", "requirements-test.txt")
+INSTALL_INPUTS = ("pyproject.toml", "requirements.txt", "requirements-lab.txt", "requirements-test.txt")
 
 
 def run(*cmd: str | Path, **kw) -> None:
@@ -36,7 +36,7 @@ def run(*cmd: str | Path, **kw) -> None:
 
 
 def setup() -> None:
-    """Create ``.venv`` and install the course with its test tools, unless already current."""
+    """Create ``.venv`` and install the course with JupyterLab and the test tools, unless already current."""
     if sys.version_info < (3, 10):
         sys.exit(f"The course needs Python >= 3.10; this is {sys.version.split()[0]}.")
     stamp = VENV / ".course-installed"
@@ -47,7 +47,7 @@ def setup() -> None:
         print(f"Creating a virtual environment in {VENV} ...", flush=True)
         venv.create(VENV, with_pip=True)
     print("Installing the course and its dependencies (a few minutes the first time) ...", flush=True)
-    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[test]")
+    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[lab,test]")
     stamp.write_text(digest)
 
 
@@ -59,8 +59,20 @@ def main(argv: list[str]) -> None:
     setup()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     if command == "lab":
+        # Learners see the notebooks only: the server's root is notebooks/, where the jupytext
+        # .py sources (maintainers edit those) and nbval's sanitize.cfg are hidden. No news
+        # fetched and no update check: nothing covers chapter 0 on first launch.
+        import json
+
+        hidden = ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "*.py", "sanitize.cfg"]
+        # .jupyter/labconfig sets JupyterLab's defaults: never ask about news (the question is a
+        # setting; news_url=None alone does not stop it).
+        config_path = os.pathsep.join(p for p in (str(ROOT / ".jupyter"), env.get("JUPYTER_CONFIG_PATH")) if p)
         as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-        run(BIN / "jupyter", "lab", "notebooks/00_start_here.ipynb", *as_root, *args, env=env)
+        run(BIN / "jupyter", "lab", "00_start_here.ipynb", f"--ServerApp.root_dir={ROOT / 'notebooks'}",
+            f"--ContentsManager.hide_globs={json.dumps(hidden)}", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *as_root, *args,
+            env={**env, "JUPYTER_CONFIG_PATH": config_path})
     elif command == "test":
         run(PYTHON, "-m", "pytest", "-n", os.environ.get("COURSE_TEST_WORKERS", "2"), "--dist", "loadfile", *args, env=env)
     elif command in ("notebooks", "doctor", "readme", "freeze"):

@@ -42,13 +42,30 @@ def repository_and_version() -> tuple[str, str]:
 
 
 def colab_cell() -> str:
-    """The first code cell of every notebook: on Colab only, install this course's version."""
+    """The first code cell of every notebook: on Colab only, install this course's version.
+
+    Colab's own packages stay exactly as they are: replacing torch, ipywidgets 7 (the version
+    Colab's front end renders) or the kernel's own packages under a running kernel breaks it. So
+    the course goes in without its dependencies, and then its requirements are named *without
+    versions*: pip installs those Colab lacks and leaves every one it has alone.
+    ``tests/test_environments.py`` (``colab``) runs this cell on Colab's package list and checks
+    that no pinned package changed.
+    """
     repo, version = repository_and_version()
     return (
         "import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.\n"
+        "\n"
         'if "google.colab" in sys.modules:\n'
+        "    import importlib.metadata\n"
+        "    import re\n"
         "    import subprocess\n"
-        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{repo}@v{version}"], check=True)'
+        "\n"
+        "    # The course without its dependencies, then its requirements by name only: pip adds what Colab\n"
+        "    # lacks and leaves every package Colab has (torch, ipywidgets 7, the kernel) as it is.\n"
+        '    pip = [sys.executable, "-m", "pip", "install", "-q"]\n'
+        f'    subprocess.run([*pip, "--no-deps", "git+https://github.com/{repo}@v{version}"], check=True)\n'
+        '    names = [re.sub(r"^([\\w.-]+)[^;]*", r"\\1", r) for r in importlib.metadata.requires("course-lib") if "extra ==" not in r]\n'
+        "    subprocess.run([*pip, *names], check=True)"
     )
 
 

@@ -31,8 +31,16 @@
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
 
 if "google.colab" in sys.modules:
+    import importlib.metadata
+    import re
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
+
+    # The course without its dependencies, then its requirements by name only: pip adds what Colab
+    # lacks and leaves every package Colab has (torch, ipywidgets 7, the kernel) as it is.
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--no-deps", "git+https://github.com/dl-systems-course/dl-systems-course@v0.1.0"], check=True)
+    names = [re.sub(r"^([\w.-]+)[^;]*", r"\1", r) for r in importlib.metadata.requires("course-lib") if "extra ==" not in r]
+    subprocess.run([*pip, *names], check=True)
 
 # %% [markdown]
 # ## Decorators from first principles
