@@ -140,7 +140,9 @@ class ViewWidget(widgets.VBox):
         self.renders = 0
         row = widgets.HBox(list(controls.values()),
                            layout=widgets.Layout(flex_flow="row wrap", align_items="center", max_width="100%"))
+        row.add_class("course-view-controls")
         super().__init__([row, self.image, self.caption], layout=widgets.Layout(max_width="100%"))
+        self.add_class("course-view-widget")  # how tests/test_browser.py finds it on the page
         for control in controls.values():
             control.observe(self._on_change, names="value")
         self.refresh()

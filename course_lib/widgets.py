@@ -23,6 +23,10 @@ Example::
 :mod:`course_lib._view_widget` and is imported on first use, so a chapter's view module can be
 imported (and its pure state functions tested) without either.
 
+Stored outputs: a ViewWidget displays a PNG of its view beside the live widget (a static face for
+viewers without widgets); :func:`settle_progress_outputs` does the same for tqdm's progress bars
+when a notebook is built.
+
 Notebook: ``00_start_here`` shows the pattern. Tests: ``tests/test_widgets.py``.
 """
 
@@ -57,6 +61,53 @@ def figure_png(fig: Figure, dpi: int = 90, close: bool = True) -> bytes:
     return buf.getvalue()
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def _progress_text(models: dict[str, Any], box: dict[str, Any]) -> str | None:
+    """tqdm.notebook's bar as tqdm prints it in a terminal, from its stored widget models."""
+    import html
+
+    ids = [child.removeprefix("IPY_MODEL_") for child in box.get("state", {}).get("children", [])]
+    kinds = [models.get(i, {}).get("model_name") for i in ids]
+    if kinds != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    left, bar, right = (models[i]["state"] for i in ids)
+    done = bar.get("value", 0) / bar["max"] if bar.get("max") else 0.0
+    filled = round(10 * min(max(done, 0.0), 1.0))
+
+    def text(state: dict[str, Any]) -> str:
+        return html.unescape(state.get("value", "")).replace("\u2007", " ")
+
+    return f"{text(left)}|{'█' * filled}{' ' * (10 - filled)}|{text(right)}"
+
+
+def settle_progress_outputs(nb: Any) -> int:
+    """Give each stored progress bar the text of its final state; return how many were changed.
+
+    ``tqdm.auto`` in a notebook displays an ipywidgets bar whose plain-text form is taken when
+    the bar appears ("0%| 0/150"); a viewer without widgets (GitHub, nbviewer, Colab's preview)
+    shows that text forever. nbclient stores every widget's *final* state in the notebook's
+    metadata, so this rewrites each bar's ``text/plain`` from it ("100%|██████████| 150/150 ...").
+    ``course_lib._notebooks.build`` calls it before writing a notebook.
+
+    Args:
+        nb: an executed notebook (``nbformat.NotebookNode`` or the same as plain dicts).
+    """
+    models = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    changed = 0
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            box = models.get(view.get("model_id")) if view else None
+            text = _progress_text(models, box) if box and box.get("model_name") == "HBoxModel" else None
+            if text is not None and output["data"].get("text/plain") != text:
+                output["data"]["text/plain"] = text
+                changed += 1
+    return changed
+
+
 def __getattr__(name: str) -> Any:
     if name == "ViewWidget":  # imports ipywidgets: only when a widget is built
         from course_lib._view_widget import ViewWidget
@@ -65,4 +116,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["View", "ViewWidget", "figure_png"]
+__all__ = ["View", "ViewWidget", "figure_png", "settle_progress_outputs"]

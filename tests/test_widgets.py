@@ -128,3 +128,46 @@ def test_display_leaves_a_static_picture_beside_the_live_widget(monkeypatch):
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
     assert base64.b64decode(bundle["image/png"]) == bytes(w.image.value)
     assert bundle["text/plain"] == "ViewWidget: first"  # not ViewWidget(children=(HBox(...
+
+
+# --- static faces in stored notebooks ---------------------------------------------------------
+
+def _stored_progress_bar(value: float, maximum: float) -> dict:
+    """A notebook as nbclient stores one tqdm.auto bar (shape taken from a real run)."""
+    def model(name: str, **state) -> dict:
+        return {"model_name": name, "model_module": "@jupyter-widgets/controls", "state": state}
+
+    return {
+        "cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data", "metadata": {}, "data": {
+            "text/plain": "CPC:   0%|          | 0/150 [00:00<?, ?it/s]",
+            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0, "model_id": "box"}}}]}],
+        "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0, "state": {
+            "box": model("HBoxModel", children=["IPY_MODEL_left", "IPY_MODEL_bar", "IPY_MODEL_right"]),
+            "left": model("HTMLModel", value="CPC:\u2007100%"),
+            "bar": model("FloatProgressModel", value=value, max=maximum, bar_style="success"),
+            "right": model("HTMLModel", value="\u2007150/150\u2007[00:10&lt;00:00,\u200714.2it/s]"),
+        }}}},
+    }
+
+
+def test_stored_progress_bars_show_their_final_state():
+    from course_lib.widgets import settle_progress_outputs
+
+    nb = _stored_progress_bar(150.0, 150.0)
+    assert settle_progress_outputs(nb) == 1
+    text = nb["cells"][0]["outputs"][0]["data"]["text/plain"]
+    assert text == "CPC: 100%|██████████| 150/150 [00:10<00:00, 14.2it/s]"
+    assert settle_progress_outputs(nb) == 0  # already settled
+    half = _stored_progress_bar(75.0, 150.0)
+    settle_progress_outputs(half)
+    assert "|█████     |" in half["cells"][0]["outputs"][0]["data"]["text/plain"]
+
+
+def test_other_stored_widgets_are_left_alone():
+    from course_lib.widgets import settle_progress_outputs
+
+    nb = _stored_progress_bar(150.0, 150.0)
+    state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    state["box"]["state"]["children"] = ["IPY_MODEL_left", "IPY_MODEL_right"]  # not tqdm's three parts
+    assert settle_progress_outputs(nb) == 0
+    assert settle_progress_outputs({"cells": [{"cell_type": "markdown"}], "metadata": {}}) == 0
