@@ -37,7 +37,7 @@ def run(*cmd: str | Path, **kw) -> None:
 
 def setup() -> None:
     """Create ``.venv`` and install the course with JupyterLab and the test tools, unless already current."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - course.py is what an older python3 runs first
         sys.exit(f"The course needs Python >= 3.10; this is {sys.version.split()[0]}.")
     stamp = VENV / ".course-installed"
     digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in INSTALL_INPUTS)).hexdigest()
@@ -74,7 +74,8 @@ def main(argv: list[str]) -> None:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *as_root, *args,
             env={**env, "JUPYTER_CONFIG_PATH": config_path})
     elif command == "test":
-        run(PYTHON, "-m", "pytest", "-n", os.environ.get("COURSE_TEST_WORKERS", "2"), "--dist", "loadfile", *args, env=env)
+        workers = os.environ.get("COURSE_TEST_WORKERS", "2")
+        run(PYTHON, "-m", "pytest", "-n", workers, "--dist", "loadfile", *args, env=env)
     elif command in ("notebooks", "doctor", "readme", "freeze"):
         run(PYTHON, "-m", "course_lib", command, *args, env=env)
     else:

@@ -53,7 +53,8 @@ def colab_cell() -> str:
     """
     repo, version = repository_and_version()
     return (
-        "import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.\n"
+        "import sys  # On Colab only: install this course at this notebook's version."
+        " GPU: Runtime > Change runtime type.\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
         "    import importlib.metadata\n"
@@ -64,7 +65,8 @@ def colab_cell() -> str:
         "    # lacks and leaves every package Colab has (torch, ipywidgets 7, the kernel) as it is.\n"
         '    pip = [sys.executable, "-m", "pip", "install", "-q"]\n'
         f'    subprocess.run([*pip, "--no-deps", "git+https://github.com/{repo}@v{version}"], check=True)\n'
-        '    names = [re.sub(r"^([\\w.-]+)[^;]*", r"\\1", r) for r in importlib.metadata.requires("course-lib") if "extra ==" not in r]\n'
+        '    names = [re.sub(r"^([\\w.-]+)[^;]*", r"\\1", r)'
+        ' for r in importlib.metadata.requires("course-lib") if "extra ==" not in r]\n'
         "    subprocess.run([*pip, *names], check=True)"
     )
 
