@@ -161,3 +161,39 @@ def test_straight_through_sign_gradcheck_against_its_surrogate():
 def test_straight_through_sign_bad_input():
     with pytest.raises(TypeError, match="x must have a floating-point dtype"):
         straight_through_sign(torch.tensor([1, -1]))
+
+
+# ---- special values (issue 13): torch's semantics, and the pinned differences -------------------
+SPECIALS = [0.0, -0.0, 1.0, -1.0, float("inf"), float("-inf"), float("nan"), 5e-324, 1.7976931348623157e308, 700.0]
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_logsumexp_matches_torch_at_special_values_and_empty_dims(data):
+    rows, cols = data.draw(st.sampled_from([0, 1, 2])), data.draw(st.sampled_from([0, 1, 2, 3]))
+    vals = data.draw(st.lists(st.one_of(st.sampled_from(SPECIALS), st.floats(-5, 5)), min_size=rows * cols,
+                              max_size=rows * cols))
+    x = torch.tensor(vals, dtype=torch.float64).reshape(rows, cols).requires_grad_()
+    ref_x = x.detach().clone().requires_grad_()
+    dim = data.draw(st.sampled_from([0, 1, -1]))
+    out, ref = logsumexp(x, dim), torch.logsumexp(ref_x, dim)
+    assert _same(out, ref)
+    out.sum().backward()
+    ref.sum().backward()
+    all_minus_inf = (ref_x.detach() == float("-inf")).all(dim=dim, keepdim=True).expand_as(x)
+    assert torch.all(x.grad[all_minus_inf] == 0)  # the pinned difference: torch gives nan there
+    assert _same(x.grad[~all_minus_inf], ref_x.grad[~all_minus_inf])
+
+
+def test_straight_through_sign_special_values_and_pinned_differences():
+    x = torch.tensor([-1.0, 1.0, float("nan"), float("inf"), -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    straight_through_sign(x).backward(torch.tensor([1.0, 1.0, 1.0, float("inf"), float("inf"), 2.0],
+                                                   dtype=torch.float64))
+    assert x.grad.tolist() == [1.0, 1.0, 0.0, 0.0, 0.0, 2.0]  # an inf upstream gradient masked to 0, not nan
+    ref = x.detach().clone().requires_grad_()
+    torch.nn.functional.hardtanh(ref).backward(torch.ones(6, dtype=torch.float64))
+    assert ref.grad[:3].tolist()[:2] == [0.0, 0.0] and ref.grad[2].item() == 1.0  # hardtanh: 0 at ±1, passes nan

@@ -389,3 +389,12 @@ def test_exercises_reject_wrong_functions_and_name_the_input(exercise, wrong, sh
     result = exercise.check(wrong, quiet=True)
     assert not result.passed and result.attempted and result.failing_case is not None
     assert shown in result.message and "expected:" in result.message
+
+
+def test_per_sample_gradients_of_an_empty_batch_are_empty():
+    """N = 0 gives (0, *shape) from both (the loop had nothing to stack; vmap refuses a size-0 dim)."""
+    net = Net(CFG).eval()
+    x, y = torch.zeros(0, CFG.in_features), torch.zeros(0, dtype=torch.int64)
+    for fn in (per_sample_grads_loop, per_sample_grads_vmap):
+        grads = fn(net, x, y)
+        assert {n: tuple(g.shape) for n, g in grads.items()} == {n: (0, *p.shape) for n, p in net.named_parameters()}

@@ -19,6 +19,14 @@ it — a reverse topological order — and sums the contributions a node receive
 The cost is one vjp per node: a small constant times the forward pass ("cheap gradient
 principle", Griewank & Walther, *Evaluating Derivatives*, 2008, ch. 4).
 
+The engine knows nothing of :class:`~course_lib.autograd.tensor.Tensor`: it walks any object that
+has the :class:`Node` protocol (``_parents``, ``_vjp``, ``requires_grad``, ``data`` and
+``accumulate_grad``), as minitorch's ``Variable`` protocol does — so ``tensor`` imports
+``engine`` and not the other way round.
+
+Special values follow IEEE arithmetic, as in torch: a vjp that multiplies ``0 · inf`` gives
+``nan`` without a warning (NumPy's floating-point warnings are silenced around each vjp).
+
 Differences from ``torch.autograd``: the graph is kept after backward (torch frees it unless
 ``retain_graph=True``), so calling ``backward`` twice on one graph works here; no hooks, no
 ``retain_grad``, no higher-order gradients (a vjp works on NumPy arrays, not on Tensors).
@@ -28,61 +36,71 @@ Notebook: ``01_autograd`` ("The backward pass"). Tests: ``tests/test_autograd.py
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from course_lib.autograd.tensor import Tensor
+
+class Node(Protocol):
+    """What the engine needs of a graph node (:class:`~course_lib.autograd.tensor.Tensor` has it)."""
+
+    data: np.ndarray  # the forward value
+    requires_grad: bool  # whether a gradient flows to (or through) this node
+    _parents: tuple[Node, ...]  # the nodes this one was computed from; () for a leaf
+    _vjp: Callable[[np.ndarray], Sequence[np.ndarray | None]] | None  # None for a leaf
+
+    def accumulate_grad(self, grad: np.ndarray) -> None:
+        """Add ``grad`` into this leaf's ``.grad``."""
 
 
-def topological_order(root: Tensor) -> list[Tensor]:
+def topological_order(root: Node) -> list[Node]:
     """Every node ``root`` depends on, each after all of its parents (``root`` last).
 
     An iterative depth-first search (a recursive one would hit Python's recursion limit on
     a graph a few thousand ops deep, e.g. an unrolled RNN).
     """
-    order: list[Tensor] = []
-    visited: set[Tensor] = set()  # Tensors hash by identity
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    order: list[Node] = []
+    visited: set[int] = set()  # ids: a node hashes by identity, and nothing else is assumed of it
+    stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, parents_done = stack.pop()
         if parents_done:
             order.append(node)
             continue
-        if node in visited:
+        if id(node) in visited:
             continue
-        visited.add(node)
+        visited.add(id(node))
         stack.append((node, True))
-        stack.extend((p, False) for p in node._parents if p not in visited)
+        stack.extend((p, False) for p in node._parents if id(p) not in visited)
     return order
 
 
 def run_backward(
-    root: Tensor,
+    root: Node,
     seed: np.ndarray,
     *,
     accumulate: bool = True,
-    on_node: Callable[[Tensor, np.ndarray, dict[Tensor, np.ndarray]], None] | None = None,
-) -> dict[Tensor, np.ndarray]:
+    on_node: Callable[[Node, np.ndarray, dict[Node, np.ndarray]], None] | None = None,
+    order: Callable[[Node], list[Node]] = topological_order,
+) -> dict[Node, np.ndarray]:
     """Propagate ``seed = ∂L/∂root`` to every leaf that requires grad.
 
     Args:
-        root: the tensor ``backward`` was called on.
+        root: the node ``backward`` was called on.
         seed (ndarray[root.shape]): the gradient flowing into ``root``.
         accumulate: add each leaf's gradient into ``leaf.grad`` (what ``backward`` does).
         on_node: called after each node is processed with ``(node, its complete gradient,
             the gradients still pending for other nodes)``; the graph widget records it.
+        order: the function that lists the nodes, parents before children (default
+            :func:`topological_order`; the chapter's exercise plugs the learner's in here).
 
     Returns:
         ``{leaf: gradient}`` for the leaves reached.
     """
-    from course_lib.autograd.tensor import Tensor
-
-    grads: dict[Tensor, np.ndarray] = {root: seed}
-    leaves: dict[Tensor, np.ndarray] = {}
-    for node in reversed(topological_order(root)):
+    grads: dict[Node, np.ndarray] = {root: seed}
+    leaves: dict[Node, np.ndarray] = {}
+    for node in reversed(order(root)):
         g = grads.pop(node, None)
         if g is None:  # no path to root through nodes that require grad
             continue
@@ -90,13 +108,14 @@ def run_backward(
             if node.requires_grad:
                 leaves[node] = g
                 if accumulate:  # += across calls: why optimisers must zero .grad each step
-                    total = g.copy() if node.grad is None else node.grad.data + g  # g may be shared with the graph
-                    node.grad = Tensor.from_op("leaf", total, (), lambda _: ())  # no parents: a plain tensor
+                    node.accumulate_grad(g)
         else:
-            for parent, gp in zip(node._parents, node._vjp(g)):
+            with np.errstate(all="ignore"):  # IEEE special values, silently, as torch computes them
+                parent_grads = node._vjp(g)
+            for parent, gp in zip(node._parents, parent_grads):
                 if gp is None or not parent.requires_grad:
                     continue
-                assert gp.shape == parent.data.shape, f"{node._op}: vjp shape {gp.shape} != {parent.data.shape}"
+                assert gp.shape == parent.data.shape, f"vjp shape {gp.shape} != {parent.data.shape}"
                 grads[parent] = gp if parent not in grads else grads[parent] + gp
         if on_node is not None:
             on_node(node, g, grads)

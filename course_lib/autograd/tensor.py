@@ -12,15 +12,25 @@ The math of each vjp, for ``g = ∂L/∂out`` (``⊙`` elementwise, ``Σ↓`` = 
     mul   a * b      ga = Σ↓ g ⊙ b             gb = Σ↓ g ⊙ a
     div   a / b      ga = Σ↓ g / b             gb = Σ↓ -g ⊙ a / b²
     pow   a ** p     ga = g ⊙ p a^(p-1)        gp = g ⊙ out ⊙ log a   (tensor exponent)
+                     (ga = 0 where p = 0; gp = 0 where a = 0 and p >= 0, as torch)
     matmul a @ b     ga = g @ bᵀ               gb = aᵀ @ g           (batch dims summed back)
     exp, log, tanh   g ⊙ out,  g / a,  g ⊙ (1 - out²)
-    relu, sigmoid    g ⊙ [a > 0],  g ⊙ out ⊙ (1 - out)
-    sum / mean       g broadcast back over the reduced dims (/ n for mean)
+    relu, sigmoid    where(out <= 0, 0, g),  g ⊙ (1 - out) ⊙ out
+    sum / mean       g broadcast back over the reduced dims (/ n for mean; n = 0 gives nan)
     getitem  a[i]    zeros, then g scattered (added) into the positions i read
     log_softmax      g - softmax(a) ⊙ Σ_dim g
 
 Broadcasting follows NumPy/torch: shapes align from the right and size-1 dims stretch. The
 gradient of a stretched input is summed back over the stretched dims — :func:`unbroadcast`.
+
+Special values follow torch (``tests/test_autograd_edges.py`` compares every op, forward and
+backward, at 0, ±inf, NaN, subnormals, the largest finite values and size-0 dims): IEEE
+arithmetic without warnings; masks by ``np.where``, never by multiplication (relu's gradient at
+a negative input is 0 even when the upstream gradient is inf); ``pow``'s gradients at base 0
+masked as torch masks them; ``mean`` over zero elements is ``0/0 = nan``; products in torch's
+order, so overflow happens where torch's does. One pinned difference: the gradient of
+``a ** 0.5`` at ``a = -0.0`` and ``-inf`` follows IEEE ``pow`` (+inf, +0) where torch's rsqrt
+gives -inf and nan.
 
 Differences from torch: float64 only, CPU only (NumPy); indexing returns a copy, not a view;
 no in-place ops. Grad mode (``no_grad``) lives in :mod:`~course_lib.autograd.grad_mode`.
@@ -204,6 +214,12 @@ class Tensor:
         out.data = self.data
         return out
 
+    def accumulate_grad(self, grad: np.ndarray) -> None:
+        """``.grad += grad`` for a leaf (the engine calls it; ``grad`` may be shared with the graph)."""
+        total = grad.copy() if self.grad is None else self.grad.data + grad
+        self.grad = Tensor(0.0)
+        self.grad.data = total  # no copy through _as_array: total is already a fresh float64 array
+
     def backward(self, gradient: Any = None) -> None:
         """Add ``∂(self)/∂leaf``-weighted gradients into every leaf's ``.grad``.
 
@@ -232,44 +248,73 @@ class Tensor:
     def __add__(self, other: Any) -> Tensor:
         a, b = self, _lift("other", other)
         _broadcast("add", a, b)
-        return Tensor.from_op("add", a.data + b.data, (a, b),
+        with np.errstate(all="ignore"):  # IEEE: inf - inf = nan, 0 * inf = nan, no warning
+            out = a.data + b.data
+        return Tensor.from_op("add", out, (a, b),
                               lambda g: (unbroadcast(g, a.shape), unbroadcast(g, b.shape)))
 
     def __sub__(self, other: Any) -> Tensor:
         a, b = self, _lift("other", other)
         _broadcast("sub", a, b)
-        return Tensor.from_op("sub", a.data - b.data, (a, b),
+        with np.errstate(all="ignore"):  # IEEE: inf - inf = nan, 0 * inf = nan, no warning
+            out = a.data - b.data
+        return Tensor.from_op("sub", out, (a, b),
                               lambda g: (unbroadcast(g, a.shape), unbroadcast(-g, b.shape)))
 
     def __mul__(self, other: Any) -> Tensor:
         a, b = self, _lift("other", other)
         _broadcast("mul", a, b)
-        return Tensor.from_op("mul", a.data * b.data, (a, b),
+        with np.errstate(all="ignore"):  # IEEE: inf - inf = nan, 0 * inf = nan, no warning
+            out = a.data * b.data
+        return Tensor.from_op("mul", out, (a, b),
                               lambda g: (unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)))
 
     def __truediv__(self, other: Any) -> Tensor:
         a, b = self, _lift("other", other)
         _broadcast("div", a, b)
-        with np.errstate(divide="ignore", invalid="ignore"):  # x/0 -> ±inf or nan, as in torch
+        with np.errstate(all="ignore"):  # x/0 -> ±inf or nan, as in torch
             out = a.data / b.data
-        return Tensor.from_op("div", out, (a, b), lambda g: (
-            unbroadcast(g / b.data, a.shape), unbroadcast(-g * out / b.data, b.shape)))
+        def vjp(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            with np.errstate(all="ignore"):
+                # -g · ((a / b) / b), torch's order: (a / b²) would underflow b² to 0 first
+                return unbroadcast(g / b.data, a.shape), unbroadcast(-g * (out / b.data), b.shape)
+
+        return Tensor.from_op("div", out, (a, b), vjp)
 
     def __pow__(self, exponent: Any) -> Tensor:
+        """``a ** p``; at ``a = 0`` the gradients follow torch, not the raw formulas (see below).
+
+        The formulas ``p·a^(p-1)`` and ``out·log a`` give ``0·inf = nan`` or ``-inf`` at ``a = 0``;
+        torch defines ``∂/∂a = 0`` where ``p == 0`` (``a^0 = 1`` is constant) and ``∂/∂p = 0``
+        where ``a == 0 and p >= 0`` (``0^p`` is 0 or 1 for every such ``p``: flat from the right).
+        """
         a = self
         if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
             p = float(exponent)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(all="ignore"):
                 out = a.data**p
-            # p == 0 special-cased: 0 * a**-1 would be nan at a == 0; d(a**0)/da is 0
-            return Tensor.from_op("pow", out, (a,), lambda g: (np.zeros_like(g) if p == 0 else g * p * a.data ** (p - 1),))
+
+            def vjp_scalar(g: np.ndarray) -> tuple[np.ndarray]:
+                if p == 0:  # d(a**0)/da = 0, also at a = 0 where 0 * a**-1 would be nan
+                    return (np.zeros_like(g),)
+                with np.errstate(all="ignore"):
+                    return (g * (p * a.data ** (p - 1)),)  # torch's order: the local derivative first
+
+            return Tensor.from_op("pow", out, (a,), vjp_scalar)
         b = _lift("exponent", exponent)
         _broadcast("pow", a, b)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
             out = a.data**b.data
-        return Tensor.from_op("pow", out, (a, b), lambda g: (
-            unbroadcast(g * b.data * a.data ** (b.data - 1), a.shape),
-            unbroadcast(g * out * np.log(a.data), b.shape)))
+
+        def vjp(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            with np.errstate(all="ignore"):
+                # torch's formulas, masks included: the base's where() covers g too (an inf g
+                # still gives 0 where b == 0); the exponent's covers only the local derivative
+                ga = np.where(b.data == 0, 0.0, g * (b.data * a.data ** (b.data - 1)))
+                gb = g * np.where((a.data == 0) & (b.data >= 0), 0.0, out * np.log(a.data))
+            return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
+
+        return Tensor.from_op("pow", out, (a, b), vjp)
 
     def __matmul__(self, other: Any) -> Tensor:
         a, b = self, _lift("other", other)
@@ -281,7 +326,8 @@ class Tensor:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: a's last dim ({a2.shape[-1]}) "
                              f"must equal b's {'only' if b.ndim == 1 else 'second-to-last'} dim ({b2.shape[-2]})")
         try:
-            out2 = a2 @ b2  # (..., n, m)
+            with np.errstate(all="ignore"):
+                out2 = a2 @ b2  # (..., n, m)
         except ValueError:
             raise ValueError(f"matmul: batch dims of shapes {a.shape} and {b.shape} do not broadcast") from None
         out = out2
@@ -321,42 +367,77 @@ class Tensor:
 
     # ---- elementwise unary ops ----------------------------------------------------------------
     def exp(self) -> Tensor:
-        with np.errstate(over="ignore"):
+        with np.errstate(all="ignore"):
             out = np.exp(self.data)
-        return Tensor.from_op("exp", out, (self,), lambda g: (g * out,))
+
+        def vjp(g: np.ndarray) -> tuple[np.ndarray]:
+            with np.errstate(all="ignore"):  # 0 · inf = nan, as in torch
+                return (g * out,)
+
+        return Tensor.from_op("exp", out, (self,), vjp)
 
     def log(self) -> Tensor:
         a = self
-        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, log(<0) = nan, as torch
+        with np.errstate(all="ignore"):  # log(0) = -inf, log(<0) = nan, as torch
             out = np.log(a.data)
-        return Tensor.from_op("log", out, (a,), lambda g: (g / a.data,))
+
+        def vjp(g: np.ndarray) -> tuple[np.ndarray]:
+            with np.errstate(all="ignore"):
+                return (g / a.data,)
+
+        return Tensor.from_op("log", out, (a,), vjp)
 
     def tanh(self) -> Tensor:
         out = np.tanh(self.data)
-        return Tensor.from_op("tanh", out, (self,), lambda g: (g * (1 - out * out),))
+
+        def vjp(g: np.ndarray) -> tuple[np.ndarray]:
+            with np.errstate(all="ignore"):
+                return (g * (1 - out * out),)
+
+        return Tensor.from_op("tanh", out, (self,), vjp)
 
     def relu(self) -> Tensor:
-        a = self
-        return Tensor.from_op("relu", np.maximum(a.data, 0), (a,), lambda g: (g * (a.data > 0),))
+        out = np.maximum(self.data, 0)  # nan stays nan
+        # where, not g * mask: a masked inf or nan gradient must give 0, not nan; torch's test is
+        # on the output (out <= 0 -> 0), so a nan input passes its gradient through
+        return Tensor.from_op("relu", out, (self,), lambda g: (np.where(out <= 0, 0.0, g),))
 
     def sigmoid(self) -> Tensor:
         e = np.exp(-np.abs(self.data))  # exponent <= 0: no overflow for large |x|
         out = np.where(self.data >= 0, 1 / (1 + e), e / (1 + e))
-        return Tensor.from_op("sigmoid", out, (self,), lambda g: (g * out * (1 - out),))
+
+        def vjp(g: np.ndarray) -> tuple[np.ndarray]:
+            with np.errstate(all="ignore"):
+                return (g * (1 - out) * out,)  # torch's order of the products
+
+        return Tensor.from_op("sigmoid", out, (self,), vjp)
 
     # ---- reductions ---------------------------------------------------------------------------
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-        return self._reduce("sum", dim, keepdim, scale=1.0)
+        return self._reduce("sum", dim, keepdim, count=None)
 
     def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+        """The mean over ``dim``; over zero elements it is ``0 / 0 = nan``, as in torch."""
         dims = _dims("mean", dim, self.ndim)
-        return self._reduce("mean", dim, keepdim, scale=1.0 / max(1, int(np.prod([self.shape[d] for d in dims]))))
+        return self._reduce("mean", dim, keepdim, count=int(np.prod([self.shape[d] for d in dims])))
 
-    def _reduce(self, op: str, dim: int | Sequence[int] | None, keepdim: bool, scale: float) -> Tensor:
+    def _reduce(self, op: str, dim: int | Sequence[int] | None, keepdim: bool, count: int | None) -> Tensor:
+        """Sum over ``dim``, divided by ``count`` for a mean (no clamp: an empty mean is nan)."""
         a, dims = self, _dims(op, dim, self.ndim)
-        kept = a.data.sum(axis=dims, keepdims=True) * scale  # size 1 where reduced
+        with np.errstate(all="ignore"):  # max + max = inf, 0 / 0 = nan: IEEE, no warning
+            kept = a.data.sum(axis=dims, keepdims=True)  # size 1 where reduced
+            if count is not None:
+                kept = kept / count
         out = kept if keepdim else kept.reshape([n for i, n in enumerate(kept.shape) if i not in dims])
-        return Tensor.from_op(op, out, (a,), lambda g: (np.broadcast_to(g.reshape(kept.shape) * scale, a.shape).copy(),))
+
+        def vjp(g: np.ndarray) -> tuple[np.ndarray]:
+            g = g.reshape(kept.shape)
+            if count is not None:
+                with np.errstate(all="ignore"):
+                    g = g / count
+            return (np.broadcast_to(g, a.shape).copy(),)
+
+        return Tensor.from_op(op, out, (a,), vjp)
 
     # ---- shape ops ----------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
@@ -398,8 +479,9 @@ class Tensor:
         if self.ndim == 0:  # one element: log_softmax is 0, as in torch
             return self.reshape(1).log_softmax(0).reshape(())
         (d,) = _dims("log_softmax", dim, self.ndim)
-        shifted = self.data - self.data.max(axis=d, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=d, keepdims=True))
+        with np.errstate(all="ignore"):  # an inf or nan in a row: nan, as torch
+            shifted = self.data - self.data.max(axis=d, keepdims=True, initial=-np.inf)  # initial: empty dim
+            out = shifted - np.log(np.exp(shifted).sum(axis=d, keepdims=True))
         return Tensor.from_op("log_softmax", out, (self,),
                               lambda g: (g - np.exp(out) * g.sum(axis=d, keepdims=True),))
 

@@ -13,6 +13,10 @@ away. Differential privacy (clipping each sample's gradient), influence function
 tensors for the duration of the call), which is what ``grad`` needs to differentiate w.r.t.
 ``θ``, and ``vmap`` adds the batch dimension back so the N small passes become one batched pass.
 
+An empty batch (``N = 0``) gives ``(0, *param.shape)`` tensors from both functions: the loop
+would have nothing to stack and ``vmap`` refuses a size-0 mapped dim, so both return the empty
+result before running (``tests/test_functional.py`` pins it).
+
 Limitations: the model must be in ``eval()`` mode — in training mode batch norm mixes the
 samples of a batch (a per-sample gradient is then ill-defined) and dropout would need
 ``vmap(randomness=...)``. The loss is cross-entropy.
@@ -44,6 +48,11 @@ def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     _checks.same_device(x=x, y=y, model=weight)
 
 
+def _empty(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The per-sample gradients of an empty batch: ``(0, *param.shape)`` per trainable parameter."""
+    return {n: p.new_zeros((0, *p.shape)) for n, p in model.named_parameters() if p.requires_grad}
+
+
 @export("functional.per_sample_grads_loop")
 def per_sample_grads_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-sample gradients of the cross-entropy, one ``autograd.grad`` per sample (the oracle).
@@ -61,6 +70,8 @@ def per_sample_grads_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) ->
         TypeError: non-float ``x`` or non-int64 ``y``.
     """
     _check(model, x, y)
+    if x.shape[0] == 0:
+        return _empty(model)
     names, params = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
     rows = []
     for i in range(x.shape[0]):
@@ -76,6 +87,8 @@ def per_sample_grads_vmap(model: nn.Module, x: torch.Tensor, y: torch.Tensor) ->
     Same arguments, result and errors as :func:`per_sample_grads_loop`.
     """
     _check(model, x, y)
+    if x.shape[0] == 0:
+        return _empty(model)
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
     buffers = dict(model.named_buffers())

@@ -44,6 +44,8 @@ def softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     _checks.tensor("logits", logits, ndim=range(1, 9), floating=True)
     t = _checks.real("temperature", temperature, minimum=0.0, open_min=True)
     scaled = logits / t
+    if logits.shape[-1] == 0:  # no tokens: an empty distribution (amax refuses an empty dim)
+        return scaled
     shifted = scaled - scaled.amax(dim=-1, keepdim=True)  # every exponent <= 0: no overflow
     weights = shifted.exp()
     return weights / weights.sum(dim=-1, keepdim=True)
@@ -53,6 +55,9 @@ def softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
 def entropy(probs: torch.Tensor) -> torch.Tensor:
     """Shannon entropy in nats over the last dim; ``0 · log 0`` counts as 0.
 
+    Computed with ``torch.special.entr`` (``-p log p``, exactly 0 at ``p = 0``, exact for
+    subnormal ``p``; a negative entry gives ``-inf``, a NaN gives NaN).
+
     Args:
         probs (Tensor[..., V]): probabilities.
 
@@ -60,4 +65,4 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
         Tensor[...]: the entropy of each distribution.
     """
     _checks.tensor("probs", probs, floating=True)
-    return -(probs * probs.clamp_min(torch.finfo(probs.dtype).tiny).log()).sum(dim=-1)
+    return torch.special.entr(probs).sum(dim=-1)

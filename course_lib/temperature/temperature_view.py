@@ -10,12 +10,16 @@ Notebook: ``00_start_here``. Tests: ``tests/test_temperature.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from course_lib._export import export
 from course_lib.temperature.softmax import EXAMPLE_LOGITS, EXAMPLE_TOKENS, entropy, softmax
-from course_lib.widgets import View, ViewWidget
+from course_lib.widgets import View
+
+if TYPE_CHECKING:
+    from course_lib._view_widget import ViewWidget
 
 
 @export("temperature.TemperatureState")
@@ -65,6 +69,8 @@ def temperature_view(temperature: float) -> View:
 def temperature_widget(temperature: float = 1.0) -> ViewWidget:
     """A slider over the temperature, wired to :func:`temperature_view`."""
     import ipywidgets as widgets
+
+    from course_lib.widgets import ViewWidget
 
     slider = widgets.FloatLogSlider(value=temperature, base=10, min=-1, max=1, step=0.05,
                                     description="temperature", continuous_update=False,
