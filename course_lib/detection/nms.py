@@ -16,7 +16,12 @@ boxes of different categories never suppress each other.
 Differences from torchvision: none intended — :func:`nms` equals ``torchvision.ops.nms``
 (strict ``>`` of the IoU, in the boxes' dtype, against the threshold in float64; a stable
 descending sort, so equal scores keep their input order; a pair of zero-area boxes has
-IoU ``nan``, which suppresses nothing) and :func:`batched_nms` ``torchvision.ops.batched_nms``.
+IoU ``nan``, which suppresses nothing) and :func:`batched_nms` ``torchvision.ops.batched_nms``
+— its per-category path. For small inputs torchvision instead offsets each category's boxes by
+``idx · (max coordinate + 1)`` and runs one NMS; the offset can round tiny (subnormal) extents
+away or turn ``inf`` coordinates into ``nan``, so there its answer can differ from its own
+per-category path. course_lib always runs the per-category definition (pinned in
+``tests/test_detection_edges.py``).
 This version loops in Python over the kept boxes after one
 vectorised IoU matrix: O(N²) memory, fine for the few thousand boxes of a course example,
 where torchvision's C++/CUDA kernels are faster. :func:`nms_with_suppressors` also reports

@@ -26,9 +26,15 @@ autograd gives the gradient w.r.t. the features: RoI pooling sends each output's
 its bin's argmax (the first maximum in row-major order), RoI Align spreads it over the sample
 points' neighbours with the bilinear weights.
 
-Differences from torchvision: none intended — :func:`roi_pool` / :func:`roi_align` equal
+Differences from torchvision: :func:`roi_pool` / :func:`roi_align` equal
 ``torchvision.ops.roi_pool`` / ``roi_align`` forward and backward w.r.t. the features
-(including ``std::round``'s half-away-from-zero rounding in RoI pooling). Limitations: no
+(including ``std::round``'s half-away-from-zero rounding in RoI pooling), at the edges too:
+RoI pooling skips NaN and -inf as the kernel's ``value > max`` does, and a bin holding nothing
+else gives ``-FLT_MAX`` (float32's lowest, whatever the dtype) with no gradient; a batch of 0
+images or 0 boxes gives an empty ``(K, C, PH, PW)``. One deliberate difference, pinned by
+``tests/test_detection_edges.py``: torchvision computes a sample point outside ``[-1, size]`` as
+``0 · input[b, c, 0, 0]``, so a NaN or inf in the map's first cell turns every such point — and
+the whole bin — into NaN; here the point is 0, as the op's definition says. Limitations: no
 gradient w.r.t. the boxes (torchvision has none either); memory is ``O(K·C·PH·PW·H·W)`` for RoI
 pooling and ``O(K·C·PH·PW·gh·gw)`` for RoI Align, where the C++ kernels loop — fine for course
 sizes, not for production.
@@ -96,6 +102,9 @@ def _check(input: torch.Tensor, boxes, output_size, spatial_scale) -> tuple[torc
     return rois, ph, pw, spatial_scale
 
 
+FLT_LOWEST = torch.finfo(torch.float32).min  # the kernel's -FLT_MAX, the same for every dtype
+
+
 def _round_half_away(x: torch.Tensor) -> torch.Tensor:
     # C's round(), which torchvision's kernel calls; torch.round rounds half to even.
     return torch.sign(x) * torch.floor(x.abs() + 0.5)
@@ -140,12 +149,18 @@ def roi_pool(input: torch.Tensor, boxes: torch.Tensor | list[torch.Tensor],
     cols = bin_mask(start_w, roi_w, pw, width)  # (K, PW, W)
     inside = rows[:, :, None, :, None] & cols[:, None, :, None, :]  # (K, PH, PW, H, W)
     feats = input[rois[:, 0].long()]  # (K, C, H, W)
-    masked = torch.where(inside[:, None], feats[:, :, None, None], float("-inf"))  # (K, C, PH, PW, H, W)
+    # The kernel keeps a running max that starts at -FLT_MAX and is replaced only when `value > max`:
+    # NaN and -inf never win a bin. torch.argmax would pick a NaN, so they are masked out first.
+    readable = feats > FLT_LOWEST  # (K, C, H, W)
+    masked = torch.where(inside[:, None] & readable[:, :, None, None], feats[:, :, None, None],
+                         float("-inf"))  # (K, C, PH, PW, H, W)
     argmax = masked.reshape(k, c, ph, pw, height * width).argmax(dim=-1)  # first maximum, row-major
     flat = feats.reshape(k, c, 1, height * width).expand(k, c, ph, height * width)  # (K, C, PH, H*W)
     out = torch.gather(flat, 3, argmax.reshape(k, c, ph, pw))  # (K, C, PH, PW); autograd: grad to the argmax
+    found = (masked > float("-inf")).reshape(k, c, ph, pw, height * width).any(-1)  # (K, C, PH, PW)
     empty = ~inside.flatten(3).any(-1)  # (K, PH, PW): the bin lies outside the map
-    return torch.where(empty[:, None], torch.zeros((), dtype=input.dtype, device=input.device), out)
+    fill = torch.where(empty[:, None], 0.0, FLT_LOWEST).to(input.dtype)  # (K, 1, PH, PW)
+    return torch.where(found, out, fill)  # where, not a product: no gradient to an unread cell
 
 
 def _bilinear(input: torch.Tensor, batch: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -177,7 +192,10 @@ def _bilinear(input: torch.Tensor, batch: torch.Tensor, y: torch.Tensor, x: torc
     hy, hx = 1 - ly, 1 - lx
     val = (outer(hy, hx) * read(y_lo, x_lo) + outer(hy, lx) * read(y_lo, x_hi)
            + outer(ly, hx) * read(y_hi, x_lo) + outer(ly, lx) * read(y_hi, x_hi))
-    return val * outer(y_ok.to(val.dtype), x_ok.to(val.dtype))
+    # where, not `val * mask`: a NaN or inf read at a clamped neighbour must not leak into a point
+    # that reads 0 (0 * nan = nan).
+    ok = y_ok[:, None, :, None, :, None] & x_ok[:, None, None, :, None, :]  # (K, 1, PH, PW, IY, IX)
+    return torch.where(ok, val, 0.0)
 
 
 def _grid_sizes(length: torch.Tensor, bins: int, sampling_ratio: int) -> torch.Tensor:
@@ -257,6 +275,6 @@ def roi_align(input: torch.Tensor, boxes: torch.Tensor | list[torch.Tensor], out
         + (ix[None, None, :] + 0.5).to(input.dtype) * bin_w[:, None, None] / gw[:, None, None]  # (K, PW, IX)
     val = _bilinear(input, rois[:, 0].long(), y, x)  # (K, C, PH, PW, IY, IX)
     used = (iy[None, :] < grid_h[:, None])[:, :, None] & (ix[None, :] < grid_w[:, None])[:, None, :]  # (K, IY, IX)
-    val = val * used[:, None, None, None].to(val.dtype)
+    val = torch.where(used[:, None, None, None], val, 0.0)  # padding points: 0, even where they read NaN
     count = (grid_h * grid_w).clamp(min=1).to(input.dtype)  # (K,)
     return val.sum(dim=(-1, -2)) / count[:, None, None, None]  # (K, C, PH, PW)
