@@ -12,7 +12,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.numerics import FORMATS, classify, constants, decode, encode, fields, get_format, neighbours, round_to
+from course_lib.numerics import (
+    FORMATS,
+    classify,
+    constants,
+    decode,
+    encode,
+    fields,
+    get_format,
+    neighbours,
+    round_to,
+    torch_cast_overflow,
+)
 
 SMALL = ("fp16", "bf16", "fp8_e4m3", "fp8_e5m2")
 
@@ -108,7 +119,8 @@ def edge_values(name: str) -> list[float]:
 def test_encode_matches_torch_cast(name):
     x = torch.cat([random_float32(20_000, seed=1), in_range_float32(name, 20_000, seed=2),
                    torch.tensor(edge_values(name), dtype=torch.float32)])
-    ours = [encode(v, name) for v in x.tolist()]
+    policy = torch_cast_overflow(name)  # E4M3: "nan" in torch 2.11, "saturate" in 2.14 — either is checked
+    ours = [encode(v, name, overflow=policy) for v in x.tolist()]
     ref = torch_bits(name, x)
     bad = [(v, hex(a), hex(b)) for v, a, b in zip(x.tolist(), ours, ref) if a != b]
     assert not bad, f"{len(bad)} mismatches, e.g. {bad[:3]}"
@@ -140,11 +152,47 @@ def test_overflow_policies_as_torch():
     # IEEE formats: round to nearest even, so max + ulp/2 is a tie that goes to "2^(emax+1)" = inf.
     assert encode(65519.99, "fp16") == 0x7BFF and encode(65520.0, "fp16") == 0x7C00
     assert encode(61440.0, "fp8_e5m2") == 0x7C and encode(61439.0, "fp8_e5m2") == 0x7B
-    # float8_e4m3fn saturates in torch 2.14: beyond 448, and even inf, becomes ±448; NaN stays NaN.
-    for v in (449.0, 464.0, 480.0, 1e30, math.inf):
+
+
+def test_e4m3_convention_is_saturation_whatever_torch_is_installed():
+    """course_lib's stated convention (formats module): beyond 448, and ±inf, become ±448."""
+    for v in (449.0, 464.0, 465.0, 480.0, 1e30, math.inf):
         assert encode(v, "fp8_e4m3") == 0x7E and encode(-v, "fp8_e4m3") == 0xFE
-    probe = torch.tensor([449.0, 480.0, 1e30, math.inf, -math.inf]).to(torch.float8_e4m3fn).float()
-    assert probe.tolist() == [448.0, 448.0, 448.0, 448.0, -448.0]
+        assert encode(v, "fp8_e4m3", overflow="saturate") == 0x7E
+    assert round_to(500.0, "fp8_e4m3") == 448.0
+
+
+def test_e4m3_nan_convention_of_older_torch():
+    """torch <= 2.11: round to nearest even, and an overflow lands on the NaN pattern S.1111.111."""
+    assert encode(464.0, "fp8_e4m3", overflow="nan") == 0x7E  # the tie between 448 and "480" goes to even
+    for v in (464.5, 480.0, 500.0, 1e30, math.inf):
+        assert encode(v, "fp8_e4m3", overflow="nan") == 0x7F and encode(-v, "fp8_e4m3", overflow="nan") == 0xFF
+    assert math.isnan(round_to(500.0, "fp8_e4m3", overflow="nan"))
+    assert encode(1e6, "fp16", overflow="saturate") == 0x7BFF and math.isnan(round_to(1e6, "fp16", overflow="nan"))
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_encode_matches_the_installed_torch_under_its_own_convention(name):
+    """No assert depends on the torch version: ask torch which convention it uses, then compare."""
+    policy = torch_cast_overflow(name)
+    assert policy == ("inf" if FORMATS[name].has_infinity else policy)
+    assert policy in ("saturate", "nan") or FORMATS[name].has_infinity
+    top = constants(name).max
+    values = [top * k for k in (0.99, 1.0, 1.03, 1.0625, 1.07, 1.2, 2.0, 1e6)] + [math.inf]
+    values += [-v for v in values]
+    ref = torch.tensor(values, dtype=torch.float32).to(FORMATS[name].dtype())
+    for v, r in zip(values, ref.float().tolist()):
+        ours = round_to(float(torch.tensor(v, dtype=torch.float32)), name, overflow=policy)
+        assert ours == r or (math.isnan(ours) and math.isnan(r)), (v, ours, r)
+
+
+def test_overflow_argument_is_checked():
+    with pytest.raises(ValueError, match="overflow must be one of 'inf', 'saturate', 'nan'; got 'wrap'"):
+        encode(1.0, "fp16", overflow="wrap")
+    with pytest.raises(ValueError, match="overflow='inf' needs a format with infinities; fp8_e4m3 has none"):
+        encode(1.0, "fp8_e4m3", overflow="inf")
+    with pytest.raises(ValueError, match="fmt must be narrower than float32"):
+        torch_cast_overflow("fp32")
 
 
 @pytest.mark.parametrize("name", list(FORMATS))

@@ -7,8 +7,9 @@ out and builds mixed-precision training on it:
 * :mod:`~course_lib.numerics.formats` — FP64, FP32, FP16, BF16, FP8 E4M3 (``float8_e4m3fn``) and
   FP8 E5M2 as bit fields; :func:`constants` derives eps, max, smallest normal and subnormal.
 * :mod:`~course_lib.numerics.codec` — :func:`decode` / :func:`encode` by integer arithmetic (no
-  torch): subnormals, signed zero, inf, NaN, round to nearest even, overflow as torch's casts do
-  (inf; ``float8_e4m3fn`` saturates to ±448).
+  torch): subnormals, signed zero, inf, NaN, round to nearest even; overflow gives inf, and
+  ``float8_e4m3fn`` saturates to ±448 (the course's convention; torch 2.11 gives NaN, 2.14
+  saturates: :func:`torch_cast_overflow` says which the installed torch does).
 * :mod:`~course_lib.numerics.loss_scaling` — :class:`DynamicLossScaler`, GradScaler's rule.
 * :mod:`~course_lib.numerics.mixed_precision` — FP32 :class:`MasterWeights` for an FP16 model;
   :func:`autocast` with bf16 on the CPU and fp16 on CUDA.
@@ -30,7 +31,15 @@ Notebook: ``03_floating_point``. Tests: ``tests/test_numerics.py`` (formats, cod
 ``tests/test_numerics_view.py`` (views, widgets, exercises).
 """
 
-from course_lib.numerics.codec import classify, decode, encode, fields, neighbours, round_to
+from course_lib.numerics.codec import (
+    classify,
+    decode,
+    encode,
+    fields,
+    neighbours,
+    round_to,
+    torch_cast_overflow,
+)
 from course_lib.numerics.experiment import (
     MODES,
     TrainConfig,
@@ -84,6 +93,7 @@ __all__ = [
     "number_line_view",
     "number_line_widget",
     "round_to",
+    "torch_cast_overflow",
     "train",
     "update_scale",
     "value_view",

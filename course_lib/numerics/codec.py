@@ -12,7 +12,8 @@ rules (:mod:`course_lib.numerics.formats`). ``encode(value, fmt)`` goes the othe
 4. ``n == 2^(mbits+1)`` means the rounding carried into the next binade; ``n < 2^mbits`` means a
    subnormal (exponent field 0); otherwise the exponent field is ``E + bias``;
 5. a magnitude pattern above the largest finite one overflowed: ±inf for IEEE formats, ±max for
-   ``float8_e4m3fn`` (torch saturates; see the formats module).
+   ``float8_e4m3fn`` (the course's convention; torch ≤ 2.11 gives NaN there, torch 2.14
+   saturates — ``overflow=`` picks either, see the formats module).
 
 The input is a Python float, so ``encode`` rounds a float64 value once. Rounding a float32 tensor
 in torch is also a single rounding, so the two agree bit for bit (tested on every edge case and
@@ -32,7 +33,7 @@ import torch
 
 from course_lib import _checks
 from course_lib._export import export
-from course_lib.numerics.formats import FloatFormat, _decode_fields, get_format
+from course_lib.numerics.formats import FloatFormat, Overflow, _decode_fields, get_format
 
 Kind = Literal["zero", "subnormal", "normal", "inf", "nan"]
 FormatLike = str | torch.dtype | FloatFormat
@@ -104,28 +105,45 @@ def _round_half_even(m: int, shift: int) -> int:
     return quotient
 
 
+def _policy(f: FloatFormat, overflow: Overflow | None) -> Overflow:
+    if overflow is None:
+        return f.overflow
+    _checks.one_of("overflow", overflow, ("inf", "saturate", "nan"))
+    if overflow == "inf" and not f.has_infinity:
+        raise ValueError(f"overflow='inf' needs a format with infinities; {f.name} has none "
+                         "(use 'saturate' or 'nan')")
+    return overflow
+
+
 @export("numerics.encode")
-def encode(value: float, fmt: FormatLike) -> int:
+def encode(value: float, fmt: FormatLike, overflow: Overflow | None = None) -> int:
     """The bit pattern nearest to ``value`` in format ``fmt`` (round to nearest, ties to even).
 
     Args:
         value: a real number (converted to float64 first); inf and NaN are allowed.
         fmt: a format name, torch dtype or FloatFormat.
+        overflow: what a value beyond the largest finite one (after rounding), or ±inf, becomes:
+            ``"inf"`` ±inf, ``"saturate"`` ±max, ``"nan"`` NaN. Default: the format's convention
+            (``fmt.overflow``): ±inf for IEEE formats, saturation for ``fp8_e4m3`` — torch 2.14's
+            cast; pass ``"nan"`` for torch 2.11's (see :func:`torch_cast_overflow`).
 
     Returns:
-        The pattern as an unsigned int. Overflow gives ±inf, except ``fp8_e4m3`` which saturates
-        to ±448 (also for ±inf), as torch's cast does; values below half the smallest subnormal
-        give a zero of the same sign.
+        The pattern as an unsigned int. Values below half the smallest subnormal give a zero of
+        the same sign.
 
     Raises:
         TypeError: ``value`` is not a real number.
-        ValueError: an unknown format.
+        ValueError: an unknown format or overflow policy; ``overflow="inf"`` for a format without
+            infinities.
 
     Example:
         >>> hex(encode(1.0, "fp16")), hex(encode(1e6, "fp16")), hex(encode(1e6, "fp8_e4m3"))
         ('0x3c00', '0x7c00', '0x7e')
+        >>> hex(encode(1e6, "fp8_e4m3", overflow="nan")), hex(encode(464.0, "fp8_e4m3", overflow="nan"))
+        ('0x7f', '0x7e')
     """
     f = get_format(fmt)
+    policy = _policy(f, overflow)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"value must be a real number; got {type(value).__name__}: {value!r}")
     x = float(value)
@@ -134,7 +152,7 @@ def encode(value: float, fmt: FormatLike) -> int:
         return f.nan_bits(negative=bool(sign))
     magnitude_x = abs(x)
     if math.isinf(magnitude_x):
-        return sign | _overflow(f)
+        return sign | _overflow(f, policy)
     if magnitude_x == 0.0:
         return sign
     frac, k = math.frexp(magnitude_x)  # |x| = frac · 2^k, 0.5 <= frac < 1
@@ -148,22 +166,45 @@ def encode(value: float, fmt: FormatLike) -> int:
     else:
         magnitude = ((e + f.bias) << f.mantissa_bits) | (n - (1 << f.mantissa_bits))
     if magnitude > f.max_finite_magnitude:
-        magnitude = _overflow(f)
+        magnitude = _overflow(f, policy)
     return sign | magnitude
 
 
-def _overflow(f: FloatFormat) -> int:
-    """The magnitude pattern an overflowing value gets: inf, or the max when saturating."""
-    if f.overflow == "saturate":
+def _overflow(f: FloatFormat, policy: Overflow) -> int:
+    """The magnitude pattern an overflowing value gets under ``policy``: inf, the max, or NaN."""
+    if policy == "saturate":
         return f.max_finite_magnitude
+    if policy == "nan":
+        return f.nan_bits(negative=False) & (f.sign_mask - 1)
     return f.exponent_all_ones << f.mantissa_bits
 
 
-@export("numerics.round_to")
-def round_to(value: float, fmt: FormatLike) -> float:
-    """``value`` rounded to the nearest value of ``fmt`` (``decode(encode(value))``)."""
+@export("numerics.torch_cast_overflow")
+def torch_cast_overflow(fmt: FormatLike) -> Overflow:
+    """Which overflow convention the *installed* torch's float32 → ``fmt`` cast follows.
+
+    Casts a finite value beyond the format's range (twice its max) and looks at the result:
+    ``"inf"``, ``"saturate"`` or ``"nan"``. For ``fp8_e4m3`` torch 2.11 answers ``"nan"`` and
+    torch 2.14 ``"saturate"``; IEEE formats answer ``"inf"``.
+
+    Raises:
+        ValueError: an unknown format (FP64 has no wider type to overflow from and is refused).
+    """
     f = get_format(fmt)
-    return decode(encode(value, f), f)
+    if f.bits >= 32:
+        raise ValueError(f"fmt must be narrower than float32 to overflow a float32 cast; got {f.name}")
+    big = float(torch.tensor(2.0 * decode(f.max_finite_magnitude, f), dtype=torch.float32))
+    out = torch.tensor(big, dtype=torch.float32).to(f.dtype()).float().item()
+    if math.isnan(out):
+        return "nan"
+    return "inf" if math.isinf(out) else "saturate"
+
+
+@export("numerics.round_to")
+def round_to(value: float, fmt: FormatLike, overflow: Overflow | None = None) -> float:
+    """``value`` rounded to the nearest value of ``fmt`` (``decode(encode(value, fmt, overflow))``)."""
+    f = get_format(fmt)
+    return decode(encode(value, f, overflow), f)
 
 
 def _ordinal(bits: int, f: FloatFormat) -> int:

@@ -16,13 +16,23 @@ Everything a format *is* — its largest value, machine epsilon, smallest normal
 follows from the bit fields: :func:`constants` derives them by decoding bit patterns, and
 ``tests/test_numerics.py`` checks them against ``torch.finfo``.
 
-Overflow on encoding, matching PyTorch's float32 → format cast (checked in the tests against the
-installed torch, 2.14): IEEE formats round to nearest even, so a value at or above
-``max + ulp/2`` becomes ±inf. ``float8_e4m3fn`` **saturates**: every finite value beyond 448 —
-and ±inf too — becomes ±448; only NaN stays NaN (``fp8e4m3fn_from_fp32_value`` in torch's
-``c10/util/Float8_e4m3fn.h``). Older torch versions gave NaN on overflow instead, as the OCP
-spec's non-saturating conversion does; the format records its policy in ``overflow``, and
-``tests/test_numerics.py`` fails loudly if the installed torch disagrees.
+Overflow on encoding — what a value beyond the largest finite one becomes — is a *convention*,
+and for ``float8_e4m3fn`` PyTorch changed it between versions:
+
+* IEEE formats (FP16, BF16, FP32, E5M2) round to nearest even, so a value at or above
+  ``max + ulp/2`` becomes ±inf (``overflow="inf"``) — the same in every torch version.
+* ``float8_e4m3fn`` has no infinity. torch 2.11 (Colab's runtime in 2026) rounds to nearest even
+  and lets an overflow land on the NaN pattern: values above ``464 = 448 + ulp/2``, and ±inf,
+  become NaN (``overflow="nan"``, the OCP FP8 spec's non-saturating conversion). torch 2.14
+  **saturates**: every finite value beyond 448, and ±inf, becomes ±448 (``overflow="saturate"``,
+  like PTX's ``cvt.satfinite``). NaN stays NaN in both.
+
+``course_lib``'s convention is the format's ``overflow`` field — **saturate** for E4M3, whatever
+torch is installed (the library's results do not change with the torch version);
+:func:`course_lib.numerics.encode` takes ``overflow=`` to apply the other one, and
+:func:`course_lib.numerics.torch_cast_overflow` reports which one the installed torch uses.
+``tests/test_numerics.py`` pins the convention and compares with the installed torch under the
+convention torch reports, so the suite passes on both versions.
 
 Notebook: ``03_floating_point`` (section "Bit layouts"). Tests: ``tests/test_numerics.py``.
 """
@@ -38,7 +48,7 @@ import torch
 from course_lib._export import export
 
 NanRule = Literal["ieee", "all_ones"]
-Overflow = Literal["inf", "saturate"]
+Overflow = Literal["inf", "saturate", "nan"]  # beyond the max: ±inf, ±max, or NaN
 
 
 @export("numerics.FloatFormat")
@@ -55,7 +65,7 @@ class FloatFormat:
     mantissa_bits: int  # M: width of the fraction field (the leading 1 of normals is implicit)
     has_infinity: bool  # exponent all ones + mantissa 0 means ±inf (False for E4M3FN)
     nan_rule: NanRule  # "ieee": exponent all ones, mantissa != 0; "all_ones": only S.1111.111
-    overflow: Overflow  # what encode does beyond the largest finite value (as torch's cast does)
+    overflow: Overflow  # course_lib's convention beyond the largest finite value (encode's default)
     torch_dtype: str  # the name of the matching torch dtype, e.g. "float8_e4m3fn"
     description: str  # one line for tables
 
