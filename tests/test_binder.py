@@ -37,6 +37,14 @@ def test_binder_requirements_ask_for_cpu_wheels():
     assert os.access(ROOT / "binder" / "postBuild", os.X_OK)
 
 
+def test_binder_bounds_are_the_course_bounds():
+    course = {line.split(">=")[0]: line for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line.startswith(("torch>=", "torchvision>="))}
+    binder = [line for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+              if line.startswith(("torch", "torchvision"))]
+    assert sorted(binder) == sorted(course.values()), (binder, course)
+
+
 def test_fresh_binder_environment_runs_chapter_zero(tmp_path: Path):
     env_dir = tmp_path / "binder-env"
     subprocess.run([sys.executable, "-m", "venv", env_dir], check=True)
