@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_lib.functional import (
-    ConvOverhead,
     FunctionalNet,
     ListHeldNet,
     Net,
@@ -24,14 +23,12 @@ from course_lib.functional import (
     net_forward_naive,
     per_sample_grads_loop,
     per_sample_grads_vmap,
-    plot_conv_overhead,
     record_calls,
-    time_conv_overhead,
-    time_per_sample,
     tree_to,
 )
 from course_lib.functional import exercises as ex
-from course_lib.functional.dropout_bn_view import FORMS, MODES
+from course_lib.functional.dropout_bn_view import FORMS, MODES, dropout_bn_state
+from course_lib.functional.experiment import ConvOverhead, plot_conv_overhead, time_conv_overhead, time_per_sample
 
 CFG = NetConfig(in_features=13, hidden=17, classes=5, p_drop=0.3)
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -282,7 +279,7 @@ def test_per_sample_bad_inputs():
 
 
 def test_time_conv_overhead_rows_and_plot():
-    rows = time_conv_overhead([(1, 2, 4), (2, 3, 5)], target_s=0.001, repeat=1)
+    rows = time_conv_overhead([(1, 2, 4), (2, 3, 5)], repeats=3, min_sample_s=0.001)
     assert [(r.batch, r.channels, r.size) for r in rows] == [(1, 2, 4), (2, 3, 5)]
     assert rows[1].flops == 2 * 2 * 3 * 3 * 9 * 25
     assert all(r.module_us > 0 and r.functional_us > 0 for r in rows)
@@ -295,11 +292,20 @@ def test_time_conv_overhead_rows_and_plot():
         time_conv_overhead([(1, 0, 4)])
     with pytest.raises(ValueError, match="rows must hold at least one"):
         plot_conv_overhead([])
-    assert ConvOverhead(1, 1, 1, 3.0, 2.0).overhead_us == 1.0
+    row = ConvOverhead(1, 1, 1, 3.0, 2.0, (2.5, 3.5), (1.9, 2.1))
+    assert row.overhead_us == 1.0 and row.noise_us == 1.0
+    assert all(r.module_iqr_us[0] <= r.module_us <= r.module_iqr_us[1] for r in rows)
+
+
+def test_harnesses_live_in_experiment_not_in_the_package():
+    import course_lib.functional as package
+
+    for name in ("ConvOverhead", "time_conv_overhead", "plot_conv_overhead", "PerSampleTiming", "time_per_sample"):
+        assert not hasattr(package, name) or name not in package.__all__
 
 
 def test_time_per_sample_reports_both():
-    t = time_per_sample(batch=4, repeat=1)
+    t = time_per_sample(batch=4, repeats=1)
     assert t.batch == 4 and t.loop_ms > 0 and t.vmap_ms > 0
     assert t.speedup == pytest.approx(t.loop_ms / t.vmap_ms)
     with pytest.raises(ValueError, match="batch must be an int in"):
@@ -340,6 +346,18 @@ def test_widget_rerenders_headlessly():
     w.controls["form"].value = FORMS[2]
     assert "F.dropout received training=True" in w.caption.value
     assert w.renders == 3
+    # issue 14: the long option is shown whole and explained on hover
+    assert w.controls["form"].style.button_width == "auto"
+    assert len(w.controls["form"].tooltips) == len(FORMS) and "never passed" in w.controls["form"].tooltips[2]
+
+
+def test_state_is_pure_data():
+    s = dropout_bn_state("train", "module")
+    assert s.dropout_training and s.bn_training and s.num_batches_tracked == 1 and s.moved > 0
+    assert s.mask.shape == (12, 24) and 0 < s.dropped < s.live == int((s.mask != 0.5).sum())
+    e = dropout_bn_state("eval", FORMS[2])
+    assert e.dropout_training and not e.bn_training and e.moved == 0 and e.num_batches_tracked == 0
+    assert e.caption == dropout_bn_view("eval", FORMS[2]).caption
 
 
 def test_record_calls_rejects_non_callables():

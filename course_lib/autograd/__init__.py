@@ -1,8 +1,8 @@
 """Reverse-mode automatic differentiation from scratch, checked against ``torch.autograd``.
 
 Modules, bottom-up: :mod:`~course_lib.autograd.engine` (topological sort and the backward
-pass), :mod:`~course_lib.autograd.grad_mode` (``no_grad``), :mod:`~course_lib.autograd.tensor` (``Tensor`` and its ops), :mod:`~course_lib.autograd.gradcheck`
-(central differences), :mod:`~course_lib.autograd.functions` (custom ``torch.autograd.Function``\\ s),
+pass), :mod:`~course_lib.autograd.grad_mode` (``no_grad``), :mod:`~course_lib.autograd.tensor`
+(``Tensor`` and its ops), :mod:`~course_lib.autograd.gradcheck` (central differences), :mod:`~course_lib.autograd.functions` (custom ``torch.autograd.Function``\\ s),
 :mod:`~course_lib.autograd.backward_view` (the backward-pass widget), :mod:`~course_lib.autograd.mlp`
 (the digits MLP on both engines), :mod:`~course_lib.autograd.cost` (the cheap-gradient ratio),
 :mod:`~course_lib.autograd.exercises`.
@@ -11,7 +11,9 @@ Notebook: ``01_autograd``. Tests: ``tests/test_autograd*.py``.
 """
 
 from course_lib.autograd.backward_view import (
+                                     BackwardState,
                                      BackwardTrace,
+                                     backward_state,
                                      backward_view,
                                      backward_widget,
                                      example_graph,
@@ -33,7 +35,7 @@ from course_lib.autograd.mlp import (
 from course_lib.autograd.tensor import Tensor, unbroadcast
 
 __all__ = [
-    "BackwardTrace", "DigitsConfig", "DigitsRun", "GradcheckError", "GradientCost", "Tensor", "backward_view",
+    "BackwardState", "BackwardTrace", "DigitsConfig", "DigitsRun", "GradcheckError", "GradientCost", "Tensor", "backward_state", "backward_view",
     "backward_widget", "cross_entropy", "example_graph", "gradcheck", "gradient_cost", "init_params",
     "is_grad_enabled", "load_digits_split", "logsumexp", "mlp_forward", "no_grad", "straight_through_sign",
     "trace_backward", "train_digits", "unbroadcast",

@@ -7,7 +7,8 @@
   :func:`capture_activations`, :func:`tree_to`, and the unregistered-weights bug :class:`ListHeldNet`.
 * :mod:`~course_lib.functional.per_sample` — per-sample gradients, ``vmap(grad)`` over
   ``functional_call`` vs a loop.
-* :mod:`~course_lib.functional.experiment` — ``nn.Conv2d`` vs ``F.conv2d`` overhead; vmap vs loop.
+* :mod:`~course_lib.functional.experiment` — ``nn.Conv2d`` vs ``F.conv2d`` overhead; vmap vs loop
+  (harnesses: ``course_lib.functional.experiment.<name>``, not re-exported here).
 * :mod:`~course_lib.functional.dropout_bn_view` — the widget: dropout masks and batch-norm statistics.
 * :mod:`~course_lib.functional.exercises` — the chapter's exercises.
 
@@ -15,27 +16,27 @@ Reference: PyTorch's ``torch/nn/modules/{module,batchnorm,dropout}.py`` and the 
 per-sample-gradients tutorial. Notebook: ``02_nn_vs_functional``. Tests: ``tests/test_functional.py``.
 """
 
-from course_lib.functional.dropout_bn_view import RecordedCall, dropout_bn_view, dropout_bn_widget, record_calls
-from course_lib.functional.experiment import (
-    ConvOverhead,
-    PerSampleTiming,
-    plot_conv_overhead,
-    time_conv_overhead,
-    time_per_sample,
+from course_lib.functional.dropout_bn_view import (
+    DropoutBNState,
+    RecordedCall,
+    dropout_bn_state,
+    dropout_bn_view,
+    dropout_bn_widget,
+    record_calls,
 )
 from course_lib.functional.model import FunctionalNet, Net, NetConfig, init_params, net_forward, net_forward_naive
 from course_lib.functional.module_features import ListHeldNet, capture_activations, tree_to
 from course_lib.functional.per_sample import per_sample_grads_loop, per_sample_grads_vmap
 
 __all__ = [
-    "ConvOverhead",
+    "DropoutBNState",
     "FunctionalNet",
     "ListHeldNet",
     "Net",
     "NetConfig",
-    "PerSampleTiming",
     "RecordedCall",
     "capture_activations",
+    "dropout_bn_state",
     "dropout_bn_view",
     "dropout_bn_widget",
     "init_params",
@@ -43,9 +44,6 @@ __all__ = [
     "net_forward_naive",
     "per_sample_grads_loop",
     "per_sample_grads_vmap",
-    "plot_conv_overhead",
     "record_calls",
-    "time_conv_overhead",
-    "time_per_sample",
     "tree_to",
 ]

@@ -15,6 +15,10 @@ With ``form="functional, mode not passed"`` the mode toggle changes nothing: dro
 (``F.dropout`` defaults to ``training=True``) and batch norm never updates its statistics
 (``F.batch_norm`` defaults to ``training=False``).
 
+Shape of every widget module: :func:`dropout_bn_state` (pure, tested without matplotlib),
+:func:`dropout_bn_view` (draws it), :func:`dropout_bn_widget` (the controls); matplotlib and
+ipywidgets are imported inside the last two.
+
 Notebook: ``02_nn_vs_functional`` (section "Widget"). Tests: ``tests/test_functional.py``.
 """
 
@@ -23,10 +27,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
@@ -34,10 +36,18 @@ from torch.overrides import TorchFunctionMode
 from course_lib import _checks
 from course_lib._export import export
 from course_lib.functional.model import Net, NetConfig, net_forward, net_forward_naive
-from course_lib.widgets import View, ViewWidget
+from course_lib.widgets import View
+
+if TYPE_CHECKING:
+    from course_lib._view_widget import ViewWidget
 
 MODES = ("train", "eval")
 FORMS = ("module", "functional", "functional, mode not passed")
+FORM_TOOLTIPS = (  # shown on hover: the labels are short, what they mean is not
+    "nn.Module: net.train() / net.eval() set self.training, which Dropout and BatchNorm1d pass on",
+    "net_forward(params, buffers, x, training=...): the mode passed explicitly",
+    "net_forward_naive: F.dropout and F.batch_norm called with their defaults, the mode never passed",
+)
 VIEW_CONFIG = NetConfig(in_features=8, hidden=24, classes=3, p_drop=0.5)
 VIEW_BATCH = 12  # rows of the dropout mask picture
 SHOWN_FEATURES = 12  # batch-norm features drawn as bars
@@ -108,9 +118,33 @@ def _run(mode: str, form: str, seed: int
     return buffers, calls, before, net.bn.running_mean.clone()
 
 
-@export("functional.dropout_bn_view")
-def dropout_bn_view(mode: str = "train", form: str = "module", seed: int = 0) -> View:
-    """The dropout mask and batch-norm statistics of one forward pass, for a mode and a spelling.
+@export("functional.DropoutBNState")
+@dataclass(frozen=True)
+class DropoutBNState:
+    """What one forward pass did to dropout and batch norm (pure data: no matplotlib)."""
+
+    mode: str  # "train" or "eval"
+    form: str  # one of FORMS
+    dropout_training: bool  # the training= F.dropout received
+    bn_training: bool  # the training= F.batch_norm received
+    mask: torch.Tensor  # (N, H): 1 kept, 0.5 zero after ReLU, 0 dropped
+    dropped: int  # live units dropout zeroed
+    live: int  # units that survived the ReLU
+    batch_mean: torch.Tensor  # (H,): the batch's mean of the batch-norm input
+    running_before: torch.Tensor  # (H,): running mean before the pass
+    running_after: torch.Tensor  # (H,): running mean after the pass
+    num_batches_tracked: int  # batch norm's counter after the pass
+    caption: str  # the same in words and numbers
+
+    @property
+    def moved(self) -> float:
+        """How far the running mean moved: max |after - before|."""
+        return (self.running_after - self.running_before).abs().max().item()
+
+
+@export("functional.dropout_bn_state")
+def dropout_bn_state(mode: str = "train", form: str = "module", seed: int = 0) -> DropoutBNState:
+    """One forward pass of the view's :class:`~course_lib.functional.model.Net` in ``form`` and ``mode``.
 
     Args:
         mode: ``"train"`` or ``"eval"`` (``net.train()``/``net.eval()``, or ``training=`` passed).
@@ -118,8 +152,8 @@ def dropout_bn_view(mode: str = "train", form: str = "module", seed: int = 0) ->
         seed: picks the weights, the batch and the dropout mask.
 
     Returns:
-        A :class:`~course_lib.widgets.View`; the caption states the ``training=`` each op
-        received, the fraction of units dropped and how far the running mean moved.
+        A :class:`DropoutBNState`; the caption states the ``training=`` each op received, the
+        fraction of live units dropped and how far the running mean moved.
 
     Raises:
         ValueError: an unknown ``mode`` or ``form``; a negative ``seed``.
@@ -132,44 +166,70 @@ def dropout_bn_view(mode: str = "train", form: str = "module", seed: int = 0) ->
     bn = next(c for c in calls if c.name == "batch_norm")
     live = drop.arguments["input"] != 0  # (N, H): units that survived the ReLU
     dropped = live & (drop.output == 0)
-    frac = dropped.sum().item() / max(live.sum().item(), 1)
-    batch_mean = bn.arguments["input"].mean(dim=0)  # (H,)
-    moved = (after - before).abs().max().item()
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 1.3]})
-    picture = torch.where(dropped, 0.0, torch.where(live, 1.0, 0.5))  # 0 dropped, .5 ReLU zero, 1 kept
-    left.imshow(picture.numpy(), cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    left.set(xlabel="hidden unit", ylabel="sample")
-    left.set_title(f"dropout (training={drop.arguments['training']}): black dropped, grey ReLU zero", fontsize=10)
-    k = torch.arange(SHOWN_FEATURES)
-    width = 0.28
-    right.bar(k - width, batch_mean[:SHOWN_FEATURES].numpy(), width, label="batch mean", color="tab:gray")
-    right.bar(k, before[:SHOWN_FEATURES].numpy(), width, label="running mean before", color="tab:blue")
-    right.bar(k + width, after[:SHOWN_FEATURES].numpy(), width, label="running mean after", color="tab:orange")
-    right.axhline(0, color="black", lw=0.5)
-    right.set(xlabel="feature", title=f"batch norm (training={bn.arguments['training']})")
-    right.legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"{form} — {mode} mode")
-    fig.tight_layout()
-
+    mask = torch.where(dropped, 0.0, torch.where(live, 1.0, 0.5))  # (N, H)
+    n_dropped, n_live = int(dropped.sum()), int(live.sum())
+    share = f"{n_dropped / n_live:.0%}" if n_live else "no live units"  # no max(1, n): 0 of 0 is not 0 %
     stats = "the batch's own mean/var" if bn.arguments["training"] else "the running mean/var"
+    moved = (after - before).abs().max().item()
     caption = (
         f"mode={mode}  form={form}\n"
-        f"F.dropout received training={drop.arguments['training']}: {dropped.sum().item()} of "
-        f"{live.sum().item()} live units dropped ({frac:.0%}, p={VIEW_CONFIG.p_drop})\n"
+        f"F.dropout received training={drop.arguments['training']}: {n_dropped} of "
+        f"{n_live} live units dropped ({share}, p={VIEW_CONFIG.p_drop})\n"
         f"F.batch_norm received training={bn.arguments['training']}: normalised with {stats}; "
         f"running mean moved by max |Δ|={moved:.4f}; "
         f"num_batches_tracked={int(buffers['bn.num_batches_tracked'])}"
     )
-    return View(fig, caption)
+    return DropoutBNState(mode, form, bool(drop.arguments["training"]), bool(bn.arguments["training"]), mask,
+                          n_dropped, n_live, bn.arguments["input"].mean(dim=0), before, after,
+                          int(buffers["bn.num_batches_tracked"]), caption)
+
+
+@export("functional.dropout_bn_view")
+def dropout_bn_view(mode: str = "train", form: str = "module", seed: int = 0) -> View:
+    """Draw :func:`dropout_bn_state`: the dropout mask (left), batch-norm means (right).
+
+    Same arguments and errors as :func:`dropout_bn_state`; the caption is the state's.
+    """
+    import matplotlib.pyplot as plt
+
+    s = dropout_bn_state(mode, form, seed)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.3), gridspec_kw={"width_ratios": [1, 1.25]})
+    left.imshow(s.mask.numpy(), cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    left.set(xlabel="hidden unit", ylabel="sample")
+    left.set_title(f"dropout (training={s.dropout_training})\nblack dropped, grey zero after ReLU", fontsize=9)
+    k = torch.arange(SHOWN_FEATURES)
+    width = 0.28
+    right.bar(k - width, s.batch_mean[:SHOWN_FEATURES].numpy(), width, label="batch mean", color="tab:gray")
+    right.bar(k, s.running_before[:SHOWN_FEATURES].numpy(), width, label="running mean before", color="tab:blue")
+    right.bar(k + width, s.running_after[:SHOWN_FEATURES].numpy(), width, label="running mean after",
+              color="tab:orange")
+    right.axhline(0, color="black", lw=0.5)
+    right.set_xticks(range(0, SHOWN_FEATURES, 2))  # integer features
+    right.set(xlabel="feature")
+    right.set_title(f"batch norm (training={s.bn_training})", fontsize=9)
+    right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the data
+    fig.suptitle(f"{s.form}: {s.mode} mode", fontsize=10)
+    fig.tight_layout()
+    return View(fig, s.caption)
 
 
 @export("functional.dropout_bn_widget")
 def dropout_bn_widget(mode: str = "train", form: str = "module", seed: int = 0) -> ViewWidget:
-    """Toggles for mode and spelling and a seed slider, wired to :func:`dropout_bn_view`."""
+    """Toggles for mode and spelling and a seed slider, wired to :func:`dropout_bn_view`.
+
+    The spelling buttons size to their labels (``button_width="auto"``, so "functional, mode not
+    passed" is shown whole) and explain themselves on hover.
+    """
+    import ipywidgets as widgets
+
+    from course_lib.widgets import ViewWidget
+
     return ViewWidget(
         dropout_bn_view,
-        mode=widgets.ToggleButtons(options=MODES, value=mode, description="mode"),
-        form=widgets.ToggleButtons(options=FORMS, value=form, description="form"),
-        seed=widgets.IntSlider(value=seed, min=0, max=9, description="seed", continuous_update=False),
+        mode=widgets.ToggleButtons(options=MODES, value=mode, description="mode",
+                                   tooltips=["net.train() / training=True", "net.eval() / training=False"],
+                                   style={"button_width": "auto"}),
+        form=widgets.ToggleButtons(options=FORMS, value=form, description="form", tooltips=list(FORM_TOOLTIPS),
+                                   style={"button_width": "auto"}),
+        seed=widgets.IntSlider(value=seed, min=0, max=9, step=1, description="seed", continuous_update=False),
     )
