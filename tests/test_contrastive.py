@@ -324,8 +324,9 @@ def test_bad_inputs_are_named():
         gaussian_mi(0.5, 0)
     with pytest.raises(ValueError, match="scores must be at least 2×2"):
         infonce_bound(torch.zeros(1, 1))
-    with pytest.raises(ValueError, match=r"n must be an int in \[1, inf\]; got 0"):
-        nt_xent_targets(0)
+    with pytest.raises(ValueError, match=r"n must be an int in \[0, inf\]; got -1"):
+        nt_xent_targets(-1)
+    assert nt_xent_targets(0).shape == (0,)
 
 
 # --- the widget -----------------------------------------------------------------------------

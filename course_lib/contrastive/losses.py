@@ -19,8 +19,12 @@ removed from the denominator (its self-similarity would otherwise be the largest
 
     ℓ_i = logsumexp_{j ≠ i}(s_ij) - s_{i,(i+N) mod 2N}
 
-Differences from the references: written directly with ``torch.logsumexp`` rather than by
-calling ``F.cross_entropy`` (the tests check both agree, forward and backward); the temperature
+Differences from the references: written as ``-log_softmax`` at the positive (the formula
+above, ``logsumexp - s_ii``, rearranged) rather than by calling ``F.cross_entropy``; the tests
+check both agree, forward and backward, also on an empty batch — ``nan``, the mean of nothing —
+and on ±inf/NaN/huge inputs and extreme temperatures (``tests/test_contrastive_edges.py``).
+``torch.logsumexp(s) - s_ii`` would give the same values but a wrong backward next to huge
+logits (a row ``(0, 3e38, 3e38)``: weights ``exp(s - lse)`` summing to 2, not 1); the temperature
 is a fixed number (CLIP learns ``log 1/τ``; pass a tensor-valued logit scale yourself if you
 need that). Limitations: one device; negatives are the batch only (no memory bank or queue as
 in MoCo).
@@ -69,8 +73,11 @@ def info_nce_from_logits(logits: torch.Tensor, reduction: str = "mean") -> torch
     _checks.tensor("logits", logits, ndim=2, floating=True)
     _checks.shape("logits", logits, "N N")
     _checks.one_of("reduction", reduction, REDUCTIONS)
-    # logsumexp subtracts the row max before exponentiating: exact for logits of any size.
-    losses = torch.logsumexp(logits, dim=1) - logits.diagonal()  # (N,)
+    # ℓ_i = logsumexp_j s_ij - s_ii = -log_softmax(s)_ii. log_softmax subtracts the row max before
+    # exponentiating, and its backward renormalises: softmax(s) - onehot even when the log of the
+    # row sum is lost to rounding next to huge logits (torch.logsumexp's backward, exp(s - lse), then
+    # sums to 2 for a row (0, 3e38, 3e38)).
+    losses = -torch.log_softmax(logits, dim=1).diagonal()  # (N,)
     return _reduce(losses, reduction)
 
 
@@ -133,9 +140,9 @@ def nt_xent_targets(n: int, device: torch.device | str | None = None) -> torch.T
     """The index of each view's positive in a NT-Xent batch of ``2n``: ``(i + n) mod 2n``.
 
     Returns:
-        Tensor[2n] of int64: ``[n, n+1, …, 2n-1, 0, 1, …, n-1]``.
+        Tensor[2n] of int64: ``[n, n+1, …, 2n-1, 0, 1, …, n-1]`` (empty for ``n = 0``).
     """
-    n = _checks.integer("n", n, minimum=1)
+    n = _checks.integer("n", n, minimum=0)
     return (torch.arange(2 * n, device=device) + n) % (2 * n)
 
 
@@ -175,6 +182,6 @@ def nt_xent(
     # -inf, not a large negative number: exp(-inf) is exactly 0, and logsumexp handles it.
     logits = logits.masked_fill(self_mask, float("-inf"))
     targets = nt_xent_targets(z1.shape[0], device=z.device)  # (2N,)
-    positives = logits.gather(1, targets[:, None]).squeeze(1)  # (2N,)
-    losses = torch.logsumexp(logits, dim=1) - positives  # (2N,)
+    # -log_softmax at the positive = logsumexp_{j≠i} s_ij - s_i,pos (see info_nce_from_logits for why).
+    losses = -torch.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)  # (2N,)
     return _reduce(losses, reduction)

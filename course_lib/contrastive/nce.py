@@ -18,7 +18,11 @@ learns its own normalising constant. :func:`fit_log_ratio` shows it on a 1-D toy
 and a quadratic model can match it.
 
 Differences from the paper: the paper writes ``ν = k`` and uses ``log σ``; ``softplus(-z) =
--log σ(z)`` is the same thing, computed stably. Limitations: one-dimensional toy only; the
+-log σ(z)`` is the same thing, computed stably. Differences from torch's
+``binary_cross_entropy_with_logits`` (equal on finite logits, forward and backward): at an
+infinite logit BCE computes ``(1 - y)·x``, so a data point scored ``+inf`` gives ``0·inf = nan``;
+``softplus`` gives the limit, 0 (pinned in ``tests/test_contrastive_edges.py``). ``k = 0`` noise
+samples: ``log 0 = -inf``, every logit is ``+inf`` and the loss is 0. Limitations: one-dimensional toy only; the
 noise distribution must be one you can sample from and whose log-density you know when you
 want ``log p_data`` itself (``r + log p_noise``).
 
@@ -60,7 +64,9 @@ def nce_loss(data_log_ratio: torch.Tensor, noise_log_ratio: torch.Tensor) -> tor
     _checks.shape("noise_log_ratio", noise_log_ratio, "N k", dims)
     _checks.same_device(data_log_ratio=data_log_ratio, noise_log_ratio=noise_log_ratio)
     _checks.same_dtype(data_log_ratio=data_log_ratio, noise_log_ratio=noise_log_ratio)
-    log_k = math.log(dims["k"])  # prior odds 1 : k of a sample being data
+    # Prior odds 1 : k of a sample being data. k = 0 (no noise): log 0 = -inf as IEEE has it, so the
+    # logit is +inf and the loss 0 — what the BCE formulation gives — not math.log's domain error.
+    log_k = math.log(dims["k"]) if dims["k"] > 0 else -math.inf
     data_term = F.softplus(-(data_log_ratio - log_k))  # (N,)   -log σ(G(x))
     noise_term = F.softplus(noise_log_ratio - log_k).sum(dim=1)  # (N,)  -Σ_j log(1 - σ(G(y)))
     return (data_term + noise_term).mean()

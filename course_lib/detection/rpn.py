@@ -17,8 +17,8 @@ anchor ``a`` (§3.1.2)::
 (the RPN uses high = 0.7, low = 0.3 and allows low-quality matches, so every object has at
 least one positive anchor). A ground-truth box that overlaps *no* anchor (IoU 0 with all of
 them, e.g. a box outside the anchors' reach) has best IoU 0, and every anchor "ties" at that
-best: the low-quality rule then makes **every anchor whose own best IoU is 0 positive** (matched
-to gt ``argmax``, i.e. the first gt), as torchvision's ``Matcher`` does. The course keeps this
+best: the low-quality rule then makes **every anchor positive**, each matched to its own best gt
+(gt 0, the first, for anchors that overlap nothing), as torchvision's ``Matcher`` does. The course keeps this
 behaviour (a test pins it) and the notebook shows it; filter such boxes out of the targets.
 :func:`match_anchors` returns the match index with ``-1`` (below
 low) and ``-2`` (between) as torchvision's ``Matcher``; :func:`label_anchors` turns it into
