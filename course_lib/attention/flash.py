@@ -45,9 +45,10 @@ def flash_attention(
         v (Tensor[B, H, S, D]): values (same D as q).
         causal: query ``i`` sees keys ``j <= i`` (top-left aligned, as SDPA's ``is_causal``).
         scale: score multiplier; default ``1 / sqrt(D)``.
-        impl: ``"triton"`` — the kernels of :mod:`~course_lib.attention.flash_triton` (natively on a GPU, in Triton's interpreter
-            on the CPU; fp32/fp16, bf16 on GPUs with bf16, D in [16, 128]) — or ``"torch"`` —
-            :func:`flash_attention_torch`, any float dtype and head dim, any device.
+        impl: ``"triton"`` — the kernels of :mod:`~course_lib.attention.flash_triton` (natively
+            on a GPU, in Triton's interpreter on the CPU; fp32/fp16, bf16 on GPUs with bf16, D in
+            [16, 128]) — or ``"torch"`` — :func:`flash_attention_torch`, any float dtype and head
+            dim, any device.
 
     Returns:
         Tensor[B, H, T, D]: the attention output, in q's dtype.

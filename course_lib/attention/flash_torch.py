@@ -77,7 +77,7 @@ def flash_forward_torch(
             s_ij = scale * q_i @ k_j.transpose(-2, -1)  # (B, H, bm, bn): lives only for this step
             if causal:
                 s_ij = s_ij.masked_fill(~_tile_mask(rows, cols, q.device), float("-inf"))
-            state = merge_states(state, block_state(s_ij, v_j))
+            state = merge_states(state, block_state(s_ij, v_j[:, :, None]))  # V_j shared by the tile's rows
         o[:, :, rows.start:rows.stop] = (state.acc / state.l[..., None]).to(q.dtype)  # (B, H, bm, D)
         lse[:, :, rows.start:rows.stop] = state.m + torch.log(state.l)  # (B, H, bm)
     return o, lse

@@ -46,23 +46,54 @@ class SoftmaxState:
 
 def _finite(m: torch.Tensor) -> torch.Tensor:
     # An empty state has m = -inf; exp(-inf - (-inf)) would be nan. Any finite stand-in works
-    # because such a state's l and acc are 0.
-    return torch.where(torch.isinf(m), torch.zeros_like(m), m)
+    # because such a state's l and acc are 0. Only -inf is replaced: a +inf or nan score makes the
+    # row nan, as in torch.softmax.
+    return torch.where(m == float("-inf"), torch.zeros_like(m), m)
 
 
 @export("attention.block_state")
 def block_state(s: torch.Tensor, v: torch.Tensor | None = None) -> SoftmaxState:
-    """The state of one block of scores ``s (Tensor[..., n])`` (and values ``v (Tensor[..., n, D])``).
+    """The state of one block of scores, and of the values they weight.
 
-    A block with no scores (``n = 0``) or only ``-inf`` ones gives the empty state.
+    Args:
+        s (Tensor[..., n]): the scores of ``n`` keys for each row ``...``.
+        v (Tensor[..., n, D] | None): the values of those keys. Its leading dims broadcast against
+            ``s``'s: one block ``V_j (Tensor[n, D])`` shared by every row of a tile
+            ``S_ij (Tensor[B, H, bm, n])`` is passed as ``V_j[..., None, :, :]``.
+
+    Returns:
+        :class:`SoftmaxState` with ``m``, ``l`` of shape ``(...)`` and ``acc`` of shape ``(..., D)``
+        (``None`` without ``v``). A block with no scores (``n = 0``) or only ``-inf`` ones gives the
+        empty state ``(m = -inf, l = 0, acc = 0)``; a ``+inf`` or ``nan`` score gives ``nan``.
+
+    Raises:
+        TypeError: not floating tensors, or dtypes that differ.
+        ValueError: ``s`` with no dims, ``v`` with fewer than 2, ``v.shape[-2] != n``, or leading
+            dims of ``v`` that do not broadcast to ``s``'s.
+
+    Example:
+        >>> st = block_state(torch.tensor([[0.0, 1.0]]), torch.eye(2)[None])  # s (1, 2), v (1, 2, 2)
+        >>> st.acc / st.l[..., None]  # the softmax row: V = I
+        tensor([[0.2689, 0.7311]])
     """
     _checks.tensor("s", s, ndim=range(1, 9), floating=True)
+    if v is not None:
+        _checks.tensor("v", v, ndim=range(2, 10), floating=True)
+        _checks.same_dtype(s=s, v=v)
+        lead = s.shape[:-1]
+        try:
+            fits = torch.broadcast_shapes(lead, v.shape[:-2]) == lead
+        except RuntimeError:
+            fits = False
+        if v.shape[-2] != s.shape[-1] or not fits:
+            raise ValueError(f"v must have shape (..., n, D) with n = s.shape[-1] = {s.shape[-1]} and leading dims "
+                             f"that broadcast to s's {tuple(lead)}; got s {tuple(s.shape)}, v {tuple(v.shape)}")
     if s.shape[-1] == 0:  # no keys: the empty state
         m = torch.full(s.shape[:-1], float("-inf"), dtype=s.dtype, device=s.device)
     else:
         m = s.amax(dim=-1)  # (...,)
     p = torch.exp(s - _finite(m)[..., None])  # (..., n); masked scores (-inf) give 0
-    acc = None if v is None else p @ v  # (..., D)
+    acc = None if v is None else torch.einsum("...n,...nd->...d", p, v)  # (..., D): row r gets p[r] @ v[r]
     return SoftmaxState(m, p.sum(dim=-1), acc)
 
 

@@ -13,6 +13,12 @@ query ``i`` sees keys ``j <= i`` (the mask is aligned to the top-left corner whe
 row sees at least key 0 and no row is empty). FlashAttention ≥ 2.1 aligns it bottom-right
 instead; the two agree when T == S.
 
+Special values: a masked score is *replaced* by ``-inf`` (``masked_fill``), so a nan or inf in a
+key that a query cannot see never reaches that query — as in FlashAttention, which does not even
+load such keys. SDPA's math backend adds a ``-inf`` bias instead, and ``nan + (-inf) = nan``
+reaches every row (``tests/test_attention_edges.py`` pins the difference). Otherwise IEEE rules
+as in ``torch.softmax``: a +inf or nan score makes its row nan.
+
 Notebook: ``09_flash_attention`` §1 (why attention is memory-bound). Tests: ``tests/test_attention.py``.
 """
 

@@ -63,23 +63,40 @@ def kernel_grid(kh: int, kw: int, dtype: torch.dtype = torch.float64,
 
 
 @export("deform.sampling_positions")
-def sampling_positions(offset: torch.Tensor, kernel_size: tuple[int, int], stride: IntPair = 1,
+def sampling_positions(offset: torch.Tensor, kernel_size: IntPair, stride: IntPair = 1,
                        padding: IntPair = 0, dilation: IntPair = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each tap reads: ``p_k`` of the module docstring, for every output position.
 
     Args:
-        offset (Tensor[B, 2·G·kh·kw, H_out, W_out]): the offsets, torchvision's layout.
-        kernel_size: ``(kh, kw)``.
+        offset (Tensor[B, 2·G·kh·kw, H_out, W_out]): the offsets, torchvision's layout (B may be 0).
+        kernel_size: ``(kh, kw)`` or one int for both.
         stride, padding, dilation: as for :func:`deform_conv2d`.
 
     Returns:
         ``(y, x)``, each ``Tensor[B, G, K, H_out, W_out]``: fractional input positions.
+
+    Raises:
+        TypeError: ``offset`` not a floating tensor, or a size that is not an int.
+        ValueError: ``offset`` not 4-D, its channels not a positive multiple of ``2·kh·kw``, or a
+            size out of range.
     """
-    (kh, kw), (sh, sw) = kernel_size, _pair("stride", stride, 1)
-    (ph, pw), (dh, dw) = _pair("padding", padding, 0), _pair("dilation", dilation, 1)
-    b, _, h_out, w_out = offset.shape
+    _checks.tensor("offset", offset, ndim=4, floating=True)
+    kh, kw = _pair("kernel_size", kernel_size, 1)
+    if offset.shape[1] == 0 or offset.shape[1] % (2 * kh * kw):
+        raise ValueError(f"offset.shape[1] must be 2·offset_groups·kh·kw, a positive multiple of 2·{kh}·{kw} = "
+                         f"{2 * kh * kw}; got offset shape {tuple(offset.shape)}")
+    return _sampling_positions(offset, (kh, kw), _pair("stride", stride, 1), _pair("padding", padding, 0),
+                               _pair("dilation", dilation, 1))
+
+
+def _sampling_positions(offset: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[int, int],
+                        padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sampling_positions` on checked arguments (pairs), as :func:`deform_conv2d` calls it."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    b, channels, h_out, w_out = offset.shape
     k = kh * kw
-    off = offset.reshape(b, -1, k, 2, h_out, w_out)  # (B, G, K, 2, H_out, W_out): (dy, dx) interleaved
+    groups = channels // (2 * k)  # not reshape(b, -1, ...): that is ambiguous when b = 0
+    off = offset.reshape(b, groups, k, 2, h_out, w_out)  # (B, G, K, 2, H_out, W_out): (dy, dx) interleaved
     i, j = kernel_grid(kh, kw, offset.dtype, offset.device)
     rows = torch.arange(h_out, dtype=offset.dtype, device=offset.device) * sh - ph  # (H_out,)
     cols = torch.arange(w_out, dtype=offset.dtype, device=offset.device) * sw - pw  # (W_out,)
@@ -164,7 +181,7 @@ def deform_conv2d(input: torch.Tensor, offset: torch.Tensor, weight: torch.Tenso
     c_out, c_in_group, kh, kw = weight.shape
     _, _, h_out, w_out = offset.shape
     k, n_pos = kh * kw, h_out * w_out
-    y, x = sampling_positions(offset, (kh, kw), stride, padding, dilation)  # (B, G_off, K, H_out, W_out)
+    y, x = _sampling_positions(offset, (kh, kw), stride, padding, dilation)  # (B, G_off, K, H_out, W_out)
     grouped = input.reshape(b * offset_groups, c_in // offset_groups, h, w)  # (B·G_off, C_in/G_off, H, W)
     columns = _bilinear_sample(grouped, y.reshape(b * offset_groups, k, n_pos),
                                x.reshape(b * offset_groups, k, n_pos))  # (B·G_off, C_in/G_off, K, L)

@@ -19,6 +19,12 @@ The gradients that autograd derives from this formula are torchvision's hand-wri
 integer positions, where torchvision takes the one-sided derivative toward ``y0 + 1`` as
 ``floor`` does here.
 
+Special values follow torchvision: a point with ``y <= -1`` etc. (an infinite offset included)
+gives exactly 0 and no gradient; an inf or nan pixel reaches only the outputs whose points blend
+it (inf · 0 = nan when it is a corner with weight 0, as in torchvision's kernel); a nan position
+gives nan (torchvision's CPU kernel crashes on it: it casts ``floor(nan)`` to an int); a batch of
+0 gives an empty result.
+
 Differences from torchvision: plain PyTorch (``torch.gather`` on four corners), so it stores
 four index tensors per sample instead of recomputing them in backward; slower, same numbers.
 
@@ -27,6 +33,7 @@ Notebook: ``08_deformable_conv`` §2. Tests: ``tests/test_deform.py``.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -132,14 +139,22 @@ def _bilinear_sample(input: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> t
     """:func:`bilinear_sample` without the checks (the inner loop of :func:`deform_conv2d`)."""
     b, c, h, w = input.shape
     points = y.shape[1:]
-    nb = bilinear_neighbours(y.reshape(b, -1), x.reshape(b, -1))  # fields (B, P, 4)
+    n_points = math.prod(points)  # not reshape(b, -1): that is ambiguous when b = 0
+    y, x = y.reshape(b, n_points), x.reshape(b, n_points)  # (B, P)
+    nb = bilinear_neighbours(y, x)  # fields (B, P, 4)
     inside = (nb.rows >= 0) & (nb.rows < h) & (nb.cols >= 0) & (nb.cols < w)  # (B, P, 4)
-    # Outside corners read pixel 0 (any valid index) and get weight 0: zero padding without a
-    # padded copy of the image, and no gradient to pixel 0 from them.
+    # Outside corners read pixel 0 (any valid index) and are then *replaced* by 0 with torch.where:
+    # zero padding without a padded copy of the image. Multiplying by a 0/1 mask instead would turn
+    # an inf or nan in pixel 0 into nan everywhere (inf · 0 = nan), and send gradient to pixel 0.
     index = torch.where(inside, nb.rows * w + nb.cols, 0)  # (B, P, 4)
-    weights = nb.weights * inside  # (B, P, 4)
     flat = input.reshape(b, c, h * w)  # (B, C, H*W)
-    index = index.reshape(b, 1, -1).expand(b, c, index.shape[1] * 4)  # (B, C, P*4)
-    corners = torch.gather(flat, 2, index).reshape(b, c, -1, 4)  # (B, C, P, 4)
-    out = (corners * weights[:, None]).sum(-1)  # (B, C, P)
+    index = index.reshape(b, 1, n_points * 4).expand(b, c, n_points * 4)  # (B, C, P*4)
+    corners = torch.gather(flat, 2, index).reshape(b, c, n_points, 4)  # (B, C, P, 4)
+    corners = torch.where(inside[:, None], corners, torch.zeros((), dtype=corners.dtype, device=corners.device))
+    out = (corners * nb.weights[:, None]).sum(-1)  # (B, C, P)
+    # torchvision returns exactly 0 for a point with y <= -1, y >= H, x <= -1 or x >= W without
+    # computing weights, so an infinite offset gives 0 (its weights would be inf - inf = nan);
+    # a nan position fails every comparison there and stays nan, here too.
+    far = (y <= -1) | (y >= h) | (x <= -1) | (x >= w)  # (B, P)
+    out = torch.where(far[:, None], torch.zeros((), dtype=out.dtype, device=out.device), out)  # (B, C, P)
     return out.reshape(b, c, *points)  # (B, C, *S)
