@@ -4,20 +4,26 @@ Work per call (forward): sampling reads 4 corners × B·C_in·K·L values (L = H
 matmul does 2·B·C_out·(C_in/groups)·K·L FLOPs. Ours materialises the sampled columns
 (B·C_in·K·L values, plus four index/weight tensors of B·G·K·L·4 for backward); torchvision's
 kernels also build columns, in chunks of ``n_parallel_imgs`` images, with a hand-written backward.
-Reported: time per forward+backward and the ratio ours / torchvision (> 1 means ours is slower).
+Reported: median time per forward+backward (``course_lib.timing.compare``: warm-up, interleaved,
+repeats, median and IQR) and the ratio of the medians ours / torchvision (> 1: ours is slower).
 
 Usage: ``python benchmarks/bench_deform.py`` (CUDA when present, else CPU; one thread on CPU).
 """
 
 from __future__ import annotations
 
-import time
+from functools import partial
 
 import torch
 import torchvision.ops as tvo
 
 from course_lib.deform import deform_conv2d, output_size
 from course_lib.runtime import device
+from course_lib.timing import compare, ratio
+
+
+def _step(fn, x, off, wt, k, mask) -> None:
+    fn(x, off, wt, None, 1, k // 2, 1, mask).sum().backward()
 
 SHAPES = [  # (B, C_in, H, W, C_out, k)
     (2, 16, 32, 32, 16, 3),
@@ -26,19 +32,7 @@ SHAPES = [  # (B, C_in, H, W, C_out, k)
 ]
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    if device().type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device().type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
-
-
-def main(repeats: int = 5) -> None:
+def main(repeats: int = 7) -> None:
     dev = device()
     if dev.type == "cpu":
         torch.set_num_threads(1)
@@ -52,12 +46,10 @@ def main(repeats: int = 5) -> None:
         mask = torch.rand(b, k * k, h_out, w_out, device=dev, requires_grad=True)
         flops = 2 * b * co * c * k * k * h_out * w_out * 3  # forward matmul + two in backward
 
-        def run(fn):
-            return lambda: fn(x, off, wt, None, 1, k // 2, 1, mask).sum().backward()
-
-        ours, theirs = _time(run(deform_conv2d), repeats), _time(run(tvo.deform_conv2d), repeats)
-        print(f"{str((b, c, h, w, co, k)):<34} {flops / 1e9:>7.2f} {ours * 1e3:>9.1f} {theirs * 1e3:>9.1f} "
-              f"{ours / theirs:>8.2f}")
+        t = compare({"ours": partial(_step, deform_conv2d, x, off, wt, k, mask),
+                     "torchvision": partial(_step, tvo.deform_conv2d, x, off, wt, k, mask)}, repeats=repeats)
+        print(f"{str((b, c, h, w, co, k)):<34} {flops / 1e9:>7.2f} {t['ours'].median * 1e3:>9.1f} "
+              f"{t['torchvision'].median * 1e3:>9.1f} {ratio(t['ours'], t['torchvision']):>8.2f}")
 
 
 if __name__ == "__main__":
