@@ -29,7 +29,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.ops.boxes import _batched_nms_vanilla
 
-from course_lib.detection import batched_nms, box_area, box_iou, nms, roi_align, roi_pool
+from course_lib.detection import (
+    batched_nms,
+    box_area,
+    box_iou,
+    clip_boxes,
+    decode_boxes,
+    generate_anchors,
+    nms,
+    remove_small_boxes,
+    roi_align,
+    roi_pool,
+)
 from course_lib.detection.roi import FLT_LOWEST
 
 SPECIAL = [0.0, -0.0, 1.0, float("inf"), float("-inf"), float("nan"), 1e-45, 5e-324, 3.4e38, -3.4e38, 1.7e308]
@@ -287,3 +298,48 @@ def test_roi_ops_backward_with_size_zero_and_one_dims_match_torchvision(k, c, se
             g1 = torch.autograd.grad(out1, x1, up, allow_unused=True, materialize_grads=True)[0]
             g2 = torch.autograd.grad(out2, x2, up, allow_unused=True, materialize_grads=True)[0]
             assert close(g1, g2, 1e-10, 1e-12)
+
+
+# --- box encoding and clipping: BoxCoder, TestBoxConversion/clip_boxes_to_image, remove_small_boxes ------
+
+
+@settings(max_examples=60, deadline=None)
+@given(special_boxes(max_n=6), st.integers(1, 60), st.integers(1, 60), st.sampled_from([0.0, 1.0, 5.0]))
+def test_clip_and_remove_small_special_values_match_torchvision(boxes, height, width, min_size):
+    assert same(clip_boxes(boxes, (height, width)), torchvision.ops.clip_boxes_to_image(boxes, (height, width)))
+    assert same(remove_small_boxes(boxes, min_size), torchvision.ops.remove_small_boxes(boxes, min_size))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 5).flatmap(lambda n: st.tuples(special_boxes(max_n=0) if n == 0 else st.just(n),
+                                                     st.lists(st.lists(st.one_of(st.sampled_from(SPECIAL),
+                                                              st.floats(-3, 3, width=64)), min_size=4, max_size=4),
+                                                              min_size=n, max_size=n))),
+       st.sampled_from([(1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)]))
+def test_decode_special_deltas_match_box_coder(case, weights):
+    """Deltas with 0, ±inf, nan, subnormal and huge values on ordinary anchors (dw, dh are clamped above
+    at log(1000/16) only, as BoxCoder: -inf gives a zero-size box, nan stays nan)."""
+    from torchvision.models.detection._utils import BoxCoder
+
+    n_or_empty, rows = case
+    n = 0 if isinstance(n_or_empty, torch.Tensor) else n_or_empty
+    deltas = torch.tensor(rows, dtype=torch.float64).reshape(n, 4)
+    anchors = torch.tensor([[0.0, 0, 16, 32], [5, 5, 9, 7], [-8, -8, 8, 8], [1, 2, 3, 4], [0, 0, 1, 1]],
+                           dtype=torch.float64)[:n]
+    ours = decode_boxes(anchors, deltas, weights)
+    theirs = BoxCoder(weights).decode_single(deltas, anchors)
+    assert same(ours, theirs)
+
+
+def test_anchors_of_an_empty_feature_map_are_empty_as_anchor_generator():
+    """A feature map of height or width 0 has no cells, so no anchors. AnchorGenerator.forward cannot say
+    (it derives the stride as image_size // 0 and raises ZeroDivisionError); its grid_anchors, given the
+    strides as here, returns the same empty grid."""
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    generator = AnchorGenerator(((32,),), ((1.0,),))
+    generator.set_cell_anchors(torch.float32, torch.device("cpu"))
+    for shape in [(0, 5), (3, 0)]:
+        ours = generate_anchors([shape], [(16, 16)], [(32,)], [(1.0,)])
+        theirs = generator.grid_anchors([list(shape)], [[torch.tensor(16), torch.tensor(16)]])[0]
+        assert ours.shape == (0, 4) and same(ours, theirs)

@@ -80,8 +80,8 @@ def generate_anchors(feature_sizes: Sequence[tuple[int, int]], strides: Sequence
                          f"got {n}, {len(strides)}, {len(sizes)} and {len(aspect_ratios)}")
     out = []
     for level, ((height, width), (stride_y, stride_x)) in enumerate(zip(feature_sizes, strides)):
-        _checks.integer(f"feature_sizes[{level}][0]", height, minimum=1)
-        _checks.integer(f"feature_sizes[{level}][1]", width, minimum=1)
+        _checks.integer(f"feature_sizes[{level}][0]", height, minimum=0)  # 0: no cells, no anchors
+        _checks.integer(f"feature_sizes[{level}][1]", width, minimum=0)
         _checks.integer(f"strides[{level}][0]", stride_y, minimum=1)
         _checks.integer(f"strides[{level}][1]", stride_x, minimum=1)
         base = base_anchors(sizes[level], aspect_ratios[level], dtype).to(device)  # (k, 4)
