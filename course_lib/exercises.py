@@ -15,6 +15,12 @@ In a notebook::
     fp16_spacing.hint()          # next hint
     fp16_spacing.solution()      # the reference, when the learner gives up
 
+An exercise can also judge a *piece* of the library's machinery: with ``run=`` the learner's
+function is not compared directly but plugged into the machinery (``run(fn, case)``, e.g. the
+autograd engine with the learner's topological order), and with ``oracle=`` the expected result
+comes from an independent reference (e.g. torch's gradients) instead of the solution. The
+solution must still pass: ``tests/test_exercises.py`` checks every exercise's reference.
+
 A function that still raises ``NotImplementedError`` counts as "not attempted", so a chapter's
 notebook runs top to bottom in CI with the learner's stub in place. Tests:
 ``tests/test_exercises.py``; each chapter tests its exercises with right and wrong functions.
@@ -118,6 +124,10 @@ class Exercise:
         hints: revealed one at a time by :meth:`hint`.
         equal: how outputs are compared; defaults to :func:`default_equal`.
         n_random: how many random inputs ``check`` tries after the edge cases.
+        run: how a candidate is exercised on a case, ``run(fn, case)``; default ``fn(**case)``.
+            Use it to plug the learner's piece into the library's machinery.
+        oracle: the expected result of a case, computed independently of ``reference``
+            (``oracle(case)``); default ``run(reference, case)``.
     """
 
     title: str
@@ -128,7 +138,14 @@ class Exercise:
     hints: Sequence[str] = ()
     equal: Callable[[Any, Any], bool] = default_equal
     n_random: int = 25
+    run: Callable[[Callable[..., Any], Case], Any] | None = None
+    oracle: Callable[[Case], Any] | None = None
     _hints_shown: int = field(default=0, repr=False)
+
+    def _call(self, fn: Callable[..., Any], case: Case) -> Any:
+        """``fn`` on a fresh copy of ``case``, directly or plugged in through ``run``."""
+        fresh = copy.deepcopy(dict(case))
+        return fn(**fresh) if self.run is None else self.run(fn, fresh)
 
     def cases(self, seed: int = 0) -> list[Case]:
         """The inputs ``check`` uses: the edge cases, then ``n_random`` seeded random ones."""
@@ -166,9 +183,9 @@ class Exercise:
     def _judge(self, fn: Callable[..., Any], seed: int) -> Result:
         cases = self.cases(seed)
         for i, case in enumerate(cases):
-            expected = self.reference(**copy.deepcopy(dict(case)))
+            expected = self.oracle(copy.deepcopy(dict(case))) if self.oracle else self._call(self.reference, case)
             try:
-                got = fn(**copy.deepcopy(dict(case)))
+                got = self._call(fn, case)
             except NotImplementedError:
                 return Result(False, False, f"… {self.title}: not attempted yet — replace the "
                               "`raise NotImplementedError` with your code and run this cell again.")

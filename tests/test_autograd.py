@@ -251,7 +251,7 @@ def test_no_grad_records_nothing_and_restores():
 def test_define_by_run_graph_follows_python_control_flow():
     def f(x, steps):
         y = x
-        for i in range(steps):  # the graph depends on the data: a different length each call
+        for _ in range(steps):  # the graph depends on the data: a different length each call
             y = y.tanh() * 2 if float(y.sum().item()) > 0 else y * y - 1
         return y.sum()
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from course_lib.autograd import Tensor, unbroadcast
-from course_lib.autograd.exercises import EXERCISES, log_softmax_backward, matmul_backward, unbroadcast_grad
+from course_lib.autograd.engine import topological_order
+from course_lib.autograd.exercises import (
+    EXERCISES,
+    backward_loop_ex,
+    log_softmax_backward,
+    matmul_backward,
+    topological_order_ex,
+    unbroadcast_grad,
+)
 
 
 def test_there_are_at_least_three_with_hints():
@@ -86,3 +95,68 @@ def test_stub_is_not_attempted_and_solution_is_hidden_until_asked(capsys):
     result = log_softmax_backward.check(stub)
     assert not result.attempted and "not attempted yet" in capsys.readouterr().out
     assert "grad_out.sum(dim=-1, keepdim=True)" in log_softmax_backward.solution()
+
+
+# ---- the engine's two pieces, plugged into the library and judged against torch ------------------
+
+def test_topological_order_exercise_accepts_the_engines_order_and_an_iterative_dfs():
+    def kahn(root):  # a different correct order: Kahn's algorithm on the reversed graph
+        nodes, stack = [], [root]
+        seen = {root}
+        while stack:
+            n = stack.pop()
+            nodes.append(n)
+            for p in n._parents:
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        users = {n: 0 for n in nodes}
+        for n in nodes:
+            for p in set(n._parents):
+                users[p] += 1
+        ready, order = [root], []
+        while ready:
+            n = ready.pop()
+            order.append(n)
+            for p in set(n._parents):
+                users[p] -= 1
+                if users[p] == 0:
+                    ready.append(p)
+        return order[::-1]
+
+    assert topological_order_ex.check(topological_order, quiet=True).passed
+    assert topological_order_ex.check(kahn, quiet=True).passed
+    assert topological_order_ex.check(topological_order_ex.reference, quiet=True).passed
+
+
+def test_topological_order_exercise_rejects_wrong_orders():
+    def bfs(root):  # breadth-first: a node can come before one of its consumers' other parents
+        order, i = [root], 0
+        while i < len(order):
+            order.extend(p for p in order[i]._parents if p not in order)
+            i += 1
+        return order[::-1]
+
+    for wrong in (lambda root: list(reversed(topological_order(root))), lambda root: [root], bfs):
+        result = topological_order_ex.check(wrong, quiet=True)
+        assert not result.passed and result.attempted and "program = Program(" in result.message
+
+
+def test_backward_loop_exercise_right_and_wrong():
+    assert backward_loop_ex.check(backward_loop_ex.reference, quiet=True).passed
+
+    def assigns_instead_of_summing(root):
+        grads, leaves = {root: np.ones_like(root.data)}, {}
+        for node in reversed(topological_order(root)):
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            if node._vjp is None:
+                leaves[node] = g
+                continue
+            for parent, gp in zip(node._parents, node._vjp(g)):
+                grads[parent] = gp  # the bug: a second use overwrites the first
+        return leaves
+
+    result = backward_loop_ex.check(assigns_instead_of_summing, quiet=True)
+    assert not result.passed and "edge case 1 of" in result.message  # x0 used by tanh and by the loss

@@ -10,13 +10,12 @@ from course_lib.autograd import (
     DigitsConfig,
     Tensor,
     cross_entropy,
-    gradient_cost,
     init_params,
     load_digits_split,
     mlp_forward,
     train_digits,
 )
-from course_lib.autograd.cost import matmul_flop_ratio
+from course_lib.autograd.experiment import gradient_cost, matmul_flop_ratio
 
 
 def test_same_init_same_losses_on_both_engines():

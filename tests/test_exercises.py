@@ -92,3 +92,19 @@ def test_default_equal():
     assert default_equal({"a": 1}, {"a": 1}) and not default_equal({"a": 1}, {"b": 1})
     assert default_equal(float("nan"), float("nan"))
     assert "values=[1.0, 2.0]" in describe(torch.tensor([1.0, 2.0]))
+
+
+def test_run_plugs_the_candidate_into_machinery_and_oracle_gives_the_expected_value():
+    calls = []
+
+    def run(fn, case):  # the "machinery": applies the learner's piece twice
+        calls.append(case["x"])
+        return fn(fn(case["x"]))
+
+    ex = Exercise(title="double twice", task="", reference=lambda x: 2 * x, edge_cases=[{"x": 1.0}, {"x": -3.0}],
+                  run=run, oracle=lambda case: 4 * case["x"])
+    assert ex.check(lambda x: x + x, quiet=True).passed
+    wrong = ex.check(lambda x: x + 1, quiet=True)
+    assert not wrong.passed and wrong.failing_case == {"x": 1.0} and "expected: 4.0" in wrong.message
+    assert not ex.check(lambda x: 3 * x, quiet=True).passed
+    assert ex.check(ex.reference, quiet=True).passed  # the solution passes against the oracle too

@@ -378,8 +378,9 @@ def test_exercises_accept_correct_alternatives():
         return (y, (1 - momentum) * running_mean + momentum * mean,
                 (1 - momentum) * running_var + momentum * x.var(0, unbiased=True))
 
-    def psg(w, x, y):
-        return (x @ w - y)[:, None] * x
+    def psg(w, x, y):  # with torch.func instead of the closed form
+        return torch.func.vmap(torch.func.grad(lambda w_, xi, yi: 0.5 * (xi @ w_ - yi) ** 2),
+                               in_dims=(None, 0, 0))(w, x, y)
 
     for exercise, fn in ((ex.inverted_dropout, dropout), (ex.batch_norm_train, bn), (ex.per_sample_linear_grads, psg)):
         result = exercise.check(fn, quiet=True)
@@ -416,3 +417,32 @@ def test_per_sample_gradients_of_an_empty_batch_are_empty():
     for fn in (per_sample_grads_loop, per_sample_grads_vmap):
         grads = fn(net, x, y)
         assert {n: tuple(g.shape) for n, g in grads.items()} == {n: (0, *p.shape) for n, p in net.named_parameters()}
+
+
+def test_per_sample_exercise_accepts_vmap_and_its_reference():
+    assert ex.per_sample_grads_ex.check(per_sample_grads_vmap, quiet=True).passed
+    assert ex.per_sample_grads_ex.check(ex.per_sample_grads_ex.reference, quiet=True).passed
+
+
+def test_per_sample_exercise_truly_rejects_python_loops():
+    """Issue 15: the check must reject a loop, not just claim to. Three loops, all rejected."""
+    def loop_of_forwards(model, x, y):  # the library's oracle: N forward/backward passes
+        return per_sample_grads_loop(model, x, y)
+
+    def one_forward_loop_of_backwards(model, x, y):  # one model call, N autograd passes
+        losses = F.cross_entropy(model(x), y, reduction="none")
+        rows = [torch.autograd.grad(losses[i], list(model.parameters()), retain_graph=True) for i in range(len(y))]
+        return {n: torch.stack([r[k] for r in rows]) for k, (n, _) in enumerate(model.named_parameters())}
+
+    def loop_of_func_grads(model, x, y):  # torch.func.grad, but called once per sample
+        params = {n: p.detach() for n, p in model.named_parameters()}
+        buffers = dict(model.named_buffers())
+        def loss(theta, xi, yi):
+            return F.cross_entropy(torch.func.functional_call(model, (theta, buffers), (xi[None],)), yi[None])
+        rows = [torch.func.grad(loss)(params, x[i], y[i]) for i in range(len(y))]
+        return {n: torch.stack([r[n] for r in rows]) for n in params}
+
+    for loop in (loop_of_forwards, one_forward_loop_of_backwards, loop_of_func_grads):
+        result = ex.per_sample_grads_ex.check(loop, quiet=True)
+        assert not result.passed and "that is a Python loop" in result.message, loop.__name__
+    assert torch.autograd.grad.__name__ == "grad"  # the counting wrappers were removed again

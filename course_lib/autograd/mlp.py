@@ -57,7 +57,8 @@ class DigitsRun:
 
 
 @export("autograd.load_digits_split")
-def load_digits_split(seed: int = 0, test_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_digits_split(seed: int = 0,
+                      test_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``x_train (ndarray[N, 64])``, ``y_train (ndarray[N])``, ``x_test``, ``y_test``: pixels scaled to [0, 1]."""
     from sklearn.datasets import load_digits
 

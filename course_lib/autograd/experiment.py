@@ -1,4 +1,4 @@
-"""The cheap-gradient principle, measured: forward+backward time over forward time.
+"""Measurements for chapter 1: the cheap-gradient principle, forward+backward time over forward time.
 
 Reverse mode computes the gradient of a scalar loss with respect to *all* parameters for a
 small constant multiple of the forward cost, however many parameters there are (Griewank &
@@ -13,16 +13,16 @@ FLOPs forward; backward needs ``∂W = Xᵀ G`` and ``∂X = G Wᵀ``, another `
 a bit less because the first layer needs no ``∂X``. At small widths Python and per-op overhead
 dominate instead, and the ratio reflects how heavy each engine's per-node bookkeeping is.
 
-:func:`gradient_cost` times one engine at one width (best of ``repeats``, to dodge a loaded
-machine). Timings are not tests; the notebook plots them and asserts only a loose bound.
+:func:`gradient_cost` times one engine at one width with :func:`course_lib.timing.compare`
+(warm-up, interleaved repeats, medians). A harness, not a concept: reached as
+``course_lib.autograd.experiment.<name>``, not re-exported by the package. Timings are not
+tests; the notebook plots them and asserts only a loose bound.
 
 Notebook: ``01_autograd`` ("Experiment: how cheap is the gradient?"). Tests: ``tests/test_autograd_mlp.py``.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,22 +32,26 @@ from course_lib import _checks
 from course_lib._export import export
 from course_lib.autograd.mlp import Engine, _to_engine, cross_entropy, init_params, mlp_forward
 from course_lib.runtime import one_thread
+from course_lib.timing import compare
 
 
+@export("autograd.experiment.GradientCost")
 @dataclass(frozen=True)
 class GradientCost:
     """Timings of one MLP at one width."""
 
     width: int  # hidden width of the two hidden layers
-    forward_s: float  # best forward time, seconds
-    forward_backward_s: float  # best forward + backward time, seconds
+    forward_s: float  # median forward time, seconds
+    forward_backward_s: float  # median forward + backward time, seconds
     flop_ratio: float  # (forward + backward FLOPs) / forward FLOPs of the matmuls
 
     @property
     def ratio(self) -> float:
+        """(forward + backward) / forward: a ratio of medians of the same run."""
         return self.forward_backward_s / self.forward_s
 
 
+@export("autograd.experiment.matmul_flop_ratio")
 def matmul_flop_ratio(sizes: tuple[int, ...], batch: int) -> float:
     """(forward + backward) / forward matmul FLOPs of an MLP with layer ``sizes``; tends to 3."""
     forward = sum(2 * batch * n * m for n, m in zip(sizes[:-1], sizes[1:]))
@@ -56,7 +60,7 @@ def matmul_flop_ratio(sizes: tuple[int, ...], batch: int) -> float:
     return (forward + backward) / forward
 
 
-@export("autograd.gradient_cost")
+@export("autograd.experiment.gradient_cost")
 def gradient_cost(width: int, engine: Engine = "ours", batch: int = 64, repeats: int = 5,
                   seed: int = 0) -> GradientCost:
     """Time forward and forward+backward of a 64 → width → width → 10 MLP with cross-entropy.
@@ -65,7 +69,7 @@ def gradient_cost(width: int, engine: Engine = "ours", batch: int = 64, repeats:
         width: the hidden width.
         engine: "ours" or "torch" (float64, CPU; timed on one thread).
         batch: examples per pass.
-        repeats: passes timed; the minimum is kept.
+        repeats: samples per alternative, interleaved; the median is kept.
         seed: seeds the parameters and the data.
 
     Returns:
@@ -93,17 +97,5 @@ def gradient_cost(width: int, engine: Engine = "ours", batch: int = 64, repeats:
             p.grad = None
 
     with one_thread():
-        forward_backward()  # warm-up: allocator, first-call dispatch
-        forward_s, forward_backward_s = _best_times((forward, forward_backward), repeats)
-    return GradientCost(width, forward_s, forward_backward_s, matmul_flop_ratio(sizes, batch))
-
-
-def _best_times(fns: tuple[Callable[[], Any], ...], repeats: int) -> list[float]:
-    """The best time of each function, interleaved so a burst of load hits them alike."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
+        t = compare({"forward": forward, "forward_backward": forward_backward}, repeats=repeats, min_sample_s=0.01)
+    return GradientCost(width, t["forward"].median, t["forward_backward"].median, matmul_flop_ratio(sizes, batch))
