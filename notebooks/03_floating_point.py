@@ -213,7 +213,7 @@ assert w16.item() == 1.0 and abs(w32.item() - 1.1) < 1e-3
 # %%
 from sklearn.datasets import load_digits
 
-from course_lib.numerics import TrainConfig, flushed_fraction, gradients, make_model, train
+from course_lib.numerics.experiment import TrainConfig, flushed_fraction, gradients, make_model, train
 
 digits = load_digits()
 X = torch.tensor(digits.data, dtype=torch.float32) / 16  # (1797, 64) pixel intensities in [0, 1]

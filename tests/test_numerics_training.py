@@ -7,18 +7,8 @@ import torch
 from torch import nn
 
 from course_lib import runtime
-from course_lib.numerics import (
-    DynamicLossScaler,
-    MasterWeights,
-    TrainConfig,
-    autocast,
-    autocast_dtype,
-    flushed_fraction,
-    gradients,
-    make_model,
-    train,
-    update_scale,
-)
+from course_lib.numerics import DynamicLossScaler, MasterWeights, autocast, autocast_dtype, update_scale
+from course_lib.numerics.experiment import TrainConfig, flushed_fraction, gradients, make_model, train
 
 # A scripted run: "ok" = finite gradients, "inf"/"nan" = one gradient entry overflowed.
 SCRIPT = ["ok", "ok", "ok", "inf", "ok", "ok", "ok", "ok", "nan", "nan", "ok", "ok", "ok", "ok", "ok", "ok",

@@ -185,3 +185,32 @@ def test_exercise_stubs_and_hints():
     assert not result.attempted and "not attempted" in result.message
     assert len(ex.fp16_spacing.hints) == 3 and "def _fp16_spacing" in ex.fp16_spacing.solution()
     assert "def update_scale" in ex.loss_scale_rule.solution()
+
+
+# --- pure states (no matplotlib) ------------------------------------------------------------
+
+def test_states_are_pure_and_match_the_captions():
+    from course_lib.numerics import bit_editor_state, number_line_state, value_state
+
+    s = bit_editor_state("fp16", 0x3C01)
+    assert (s.sign, s.exponent, s.mantissa, s.kind, s.hex) == (0, 15, 1, "normal", "0x3c01")
+    assert s.caption == bit_editor_view("fp16", 0x3C01).caption
+    v = value_state(0.1, ("fp16", "fp8_e4m3"))
+    assert [r.bits for r in v.rows] == [0x2E66, 0x1D] and v.caption == value_view(0.1, ("fp16", "fp8_e4m3")).caption
+    assert math.isnan(value_state(0.0, ("fp16",)).rows[0].relative)  # 0/0: no relative error, not 0
+    line = number_line_state(1000.0, 4)
+    assert [r.fmt for r in line.rows] == ["fp16", "bf16", "fp8_e4m3", "fp8_e5m2"]
+    assert line.caption == number_line_view(1000.0, 4).caption
+
+
+def test_number_line_band_stops_at_the_formats_max():
+    """Issue 14: at 50000 FP16's band ran past 65504 to the window's edge (~82768)."""
+    from course_lib.numerics import constants, number_line_state
+
+    state = number_line_state(50000.0, 4)
+    fp16 = state.rows[0]
+    assert state.hi > constants("fp16").max  # the window reaches past FP16's range ...
+    assert fp16.band is not None and fp16.band[1] == constants("fp16").max  # ... its band does not
+    assert "fp16" in state.caption and "passes its max" in state.caption.splitlines()[1]
+    assert max(state.rows[3].ticks) <= constants("fp8_e5m2").max  # tick rows never passed it
+    assert number_line_state(-50000.0, 4).rows[0].band[0] == -constants("fp16").max

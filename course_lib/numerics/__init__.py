@@ -14,9 +14,9 @@ out and builds mixed-precision training on it:
 * :mod:`~course_lib.numerics.mixed_precision` — FP32 :class:`MasterWeights` for an FP16 model;
   :func:`autocast` with bf16 on the CPU and fp16 on CUDA.
 * :mod:`~course_lib.numerics.experiment` — one classifier trained in four precisions; gradient
-  underflow measured.
-* :mod:`~course_lib.numerics.formats_view` — the bit editor, a
-  value in every format, the number line.
+  underflow measured (reached as ``course_lib.numerics.experiment.<name>``, not re-exported).
+* :mod:`~course_lib.numerics.formats_view` — pure states and views: the bit editor, a value in
+  every format, the number line; :mod:`~course_lib.numerics.bit_editor` — the bit editor widget.
 * :mod:`~course_lib.numerics.exercises` — four auto-checked exercises.
 
 References: IEEE 754-2019; Micikevicius et al., *Mixed Precision Training* (ICLR 2018);
@@ -31,6 +31,7 @@ Notebook: ``03_floating_point``. Tests: ``tests/test_numerics.py`` (formats, cod
 ``tests/test_numerics_view.py`` (views, widgets, exercises).
 """
 
+from course_lib._lazy import lazy_exports
 from course_lib.numerics.codec import (
     classify,
     decode,
@@ -40,42 +41,35 @@ from course_lib.numerics.codec import (
     round_to,
     torch_cast_overflow,
 )
-from course_lib.numerics.experiment import (
-    MODES,
-    TrainConfig,
-    TrainResult,
-    evaluate,
-    flushed_fraction,
-    gradients,
-    make_model,
-    train,
-)
 from course_lib.numerics.formats import FORMATS, FloatFormat, FormatConstants, constants, get_format
 from course_lib.numerics.formats_view import (
-    BitEditorWidget,
+    bit_editor_state,
     bit_editor_view,
     bit_editor_widget,
     bits_figure,
+    number_line_state,
     number_line_view,
     number_line_widget,
+    value_state,
     value_view,
     value_widget,
 )
 from course_lib.numerics.loss_scaling import DynamicLossScaler, update_scale
 from course_lib.numerics.mixed_precision import MasterWeights, autocast, autocast_dtype
 
+# The bit editor subclasses ViewWidget (ipywidgets): loaded on first use.
+__getattr__, __dir__ = lazy_exports(__name__, {"bit_editor": ("BitEditorWidget",)})
+
 __all__ = [
     "FORMATS",
-    "MODES",
     "BitEditorWidget",
     "DynamicLossScaler",
     "FloatFormat",
     "FormatConstants",
     "MasterWeights",
-    "TrainConfig",
-    "TrainResult",
     "autocast",
     "autocast_dtype",
+    "bit_editor_state",
     "bit_editor_view",
     "bit_editor_widget",
     "bits_figure",
@@ -83,19 +77,16 @@ __all__ = [
     "constants",
     "decode",
     "encode",
-    "evaluate",
     "fields",
-    "flushed_fraction",
     "get_format",
-    "gradients",
-    "make_model",
     "neighbours",
+    "number_line_state",
     "number_line_view",
     "number_line_widget",
     "round_to",
     "torch_cast_overflow",
-    "train",
     "update_scale",
+    "value_state",
     "value_view",
     "value_widget",
 ]

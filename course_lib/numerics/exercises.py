@@ -111,9 +111,16 @@ bf16_rounding = Exercise(
     hints=[
         "Truncating (bits >> 16) rounds toward zero; you need to round to nearest.",
         "Look at the low 16 bits: above 0x8000 round up, below round down, exactly 0x8000 round to the even one.",
-        "Adding 0x7FFF before the shift rounds every tie down; add one more exactly when bit 16 (the last kept bit) is 1.",
+        "Adding 0x7FFF before the shift rounds every tie down; add one more exactly when bit 16 "
+        "(the last kept bit) is 1.",
     ],
 )
+
+
+def _scaler_state(scale: float, growth_tracker: int, found_inf: bool, growth_factor: float,
+                  backoff_factor: float, growth_interval: int) -> dict[str, Any]:
+    return {"scale": scale, "growth_tracker": growth_tracker, "found_inf": found_inf,
+            "growth_factor": growth_factor, "backoff_factor": backoff_factor, "growth_interval": growth_interval}
 
 
 def _random_scaler_state(rng: random.Random) -> dict[str, Any]:
@@ -136,12 +143,13 @@ loss_scale_rule = Exercise(
     """,
     reference=update_scale,
     edge_cases=[
-        {"scale": 65536.0, "growth_tracker": 0, "found_inf": True, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 3},
-        {"scale": 65536.0, "growth_tracker": 5, "found_inf": True, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 10},
-        {"scale": 1024.0, "growth_tracker": 0, "found_inf": False, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 3},
-        {"scale": 1024.0, "growth_tracker": 2, "found_inf": False, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 3},
-        {"scale": 1.0, "growth_tracker": 0, "found_inf": False, "growth_factor": 4.0, "backoff_factor": 0.25, "growth_interval": 1},
-        {"scale": 2.0**127, "growth_tracker": 0, "found_inf": False, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 1},
+        _scaler_state(65536.0, 0, True, 2.0, 0.5, 3),
+        _scaler_state(65536.0, 5, True, 2.0, 0.5, 10),
+        _scaler_state(1024.0, 0, False, 2.0, 0.5, 3),
+        _scaler_state(1024.0, 2, False, 2.0, 0.5, 3),
+        _scaler_state(1.0, 0, False, 4.0, 0.25, 1),
+        _scaler_state(2.0**127, 0, False, 2.0, 0.5, 1),  # growing would overflow float32: keep the scale
+        _scaler_state(0.0, 0, True, 2.0, 0.5, 1),  # a scale backed off to 0 stays 0, no exception
     ],
     random_case=lambda rng: _random_scaler_state(rng),
     hints=[

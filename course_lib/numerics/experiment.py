@@ -39,7 +39,7 @@ MODES: tuple[Mode, ...] = ("fp32", "fp16", "fp16_master", "autocast")
 LABEL_DTYPES = (torch.int64, torch.uint8)  # the target dtypes F.cross_entropy takes as class indices
 
 
-@export("numerics.TrainConfig")
+@export("numerics.experiment.TrainConfig")
 @dataclass
 class TrainConfig:
     """How :func:`train` trains."""
@@ -55,7 +55,7 @@ class TrainConfig:
     growth_interval: int = 50  # good steps before the scale grows (GradScaler's default: 2000)
 
 
-@export("numerics.TrainResult")
+@export("numerics.experiment.TrainResult")
 @dataclass
 class TrainResult:
     """What one training run measured."""
@@ -70,7 +70,7 @@ class TrainResult:
     model: nn.Module | None = field(default=None, repr=False)  # the trained model, in FP32
 
 
-@export("numerics.make_model")
+@export("numerics.experiment.make_model")
 def make_model(n_in: int, n_out: int, config: TrainConfig) -> nn.Sequential:
     """An MLP ``n_in → hidden × depth → n_out`` with ReLU, seeded by ``config.seed``, in FP32."""
     torch.manual_seed(config.seed)
@@ -88,7 +88,7 @@ def _batches(n: int, config: TrainConfig) -> list[torch.Tensor]:
     return [torch.randint(0, n, (config.batch_size,), generator=gen) for _ in range(config.steps)]
 
 
-@export("numerics.evaluate")
+@export("numerics.experiment.evaluate")
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """``(mean cross-entropy, accuracy)`` of ``model`` on ``(x, y)``, computed in FP32."""
     with torch.no_grad():
@@ -109,7 +109,7 @@ def _check_config(config: TrainConfig) -> TrainConfig:
     return config
 
 
-@export("numerics.train")
+@export("numerics.experiment.train")
 def train(mode: Mode, x: torch.Tensor, y: torch.Tensor, x_eval: torch.Tensor, y_eval: torch.Tensor,
           config: TrainConfig | None = None) -> TrainResult:
     """Train :func:`make_model` with SGD in one precision ``mode`` (see the module docstring).
@@ -183,7 +183,7 @@ def train(mode: Mode, x: torch.Tensor, y: torch.Tensor, x_eval: torch.Tensor, y_
                        seconds=seconds, model=model)
 
 
-@export("numerics.gradients")
+@export("numerics.experiment.gradients")
 def gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """All parameter gradients of the cross-entropy of ``model`` on ``(x, y)``, in FP32, flattened.
 
@@ -195,7 +195,7 @@ def gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return torch.cat([p.grad.detach().float().flatten() for p in model.parameters()])  # (P,)
 
 
-@export("numerics.flushed_fraction")
+@export("numerics.experiment.flushed_fraction")
 def flushed_fraction(grads: torch.Tensor, loss_scale: float = 1.0, dtype: torch.dtype = torch.float16) -> float:
     """The fraction of non-zero gradient values that become zero when ``grads * loss_scale`` is cast to ``dtype``.
 
