@@ -127,13 +127,14 @@ print(f"learned (a, b, c) = {[round(v, 3) for v in model.coef.tolist()]}")
 print(f"max |learned - true| log-ratio within ±2σ of the data: {nce_error:.3f}")
 assert nce_error < 0.25  # tests/test_contrastive.py measured 0.05 (median) to 0.15 (worst) over 20 seeds
 
-fig, ax = plt.subplots(figsize=(6, 3.2))
+fig, ax = plt.subplots(figsize=(8.2, 3.2))
 ax.plot(u, true, label="true log p_data/p_noise", lw=3, alpha=0.5)
 ax.plot(u, learned, "--", label="learned by NCE")
 ax.axvspan(toy.data_mean - 2 * toy.data_std, toy.data_mean + 2 * toy.data_std, color="grey", alpha=0.15,
            label="data ±2σ")
 ax.set(xlabel="u", ylabel="log-ratio", ylim=(-12, 4), title="NCE recovers the density ratio")
-ax.legend()
+ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the data
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -353,18 +354,20 @@ assert acc[0] > 5 * result.chance and acc[-1] > result.chance
 assert all(a > b for a, b in zip(acc[:3], acc[1:4]))
 assert probe_trained > 0.9 and probe_trained > probe_untrained + 0.2
 
-fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.3))
+fig, axes = plt.subplot_mosaic([["seq", "seq"], ["loss", "acc"]], figsize=(8.4, 5.6))
+ax1, ax2, ax3 = axes["seq"], axes["loss"], axes["acc"]
 frames, omega = oscillator_batch(3, config, torch.Generator().manual_seed(7))
 for signal, w in zip(frames.flatten(1), omega):
     ax1.plot(signal, lw=0.8, label=f"ω = {w:.2f}")
 ax1.set(title="three training sequences", xlabel="sample")
-ax1.legend(fontsize=7)
+ax1.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the data
 ax2.plot(result.losses)
 ax2.set(title="CPC loss (sum over k)", xlabel="step")
 ax3.bar(range(1, config.max_k + 1), acc)
 ax3.axhline(result.chance, color="red", ls="--", label="chance 1/B")
 ax3.set(title="picking the positive, k steps ahead", xlabel="k (frames ahead)", ylabel="accuracy")
-ax3.legend()
+ax3.set_xticks(range(1, config.max_k + 1))  # whole steps
+ax3.legend(fontsize=9)
 plt.tight_layout()
 plt.show()
 

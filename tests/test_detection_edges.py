@@ -14,6 +14,10 @@ Places this audit changed (issue 13), each with the input that exposed it:
   ``(0, 0, 0, 1, 1)`` and ``(0, 0, 0, 5, 5)``, output 1, adaptive sampling: the first box gave nan,
   torchvision 3.5. Out-of-map points are now 0 by ``torch.where`` as well (a deliberate difference,
   see ``test_roi_align_out_of_map_points_read_zero_not_the_first_cell``).
+* ``generate_anchors`` — a feature map with a side of 0 raised "must be an int in [1, inf]"; it now
+  has no cells and no anchors (``generate_anchors([(0, 5)], [(16, 16)], [(32,)], [(1.0,)])``).
+* ``batched_nms`` — not changed, documented: it is torchvision's per-category path; torchvision's
+  coordinate trick (small inputs) differs under rounding (``test_batched_nms_is_per_category_...``).
 
 Tests for the ordinary inputs: ``tests/test_detection.py``, ``tests/test_detection_roi.py``.
 """
