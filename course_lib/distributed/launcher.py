@@ -200,9 +200,10 @@ def _worker_main(rank: int, world_size: int, port: int, backend: str, fn: Callab
     with contextlib.redirect_stdout(writer), contextlib.redirect_stderr(writer):
         try:
             os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
-            if _loopback_interface():
-                os.environ.setdefault("GLOO_SOCKET_IFNAME", _loopback_interface())
-                os.environ.setdefault("NCCL_SOCKET_IFNAME", _loopback_interface())
+            loopback = _loopback_interface()
+            if loopback:
+                os.environ.setdefault("GLOO_SOCKET_IFNAME", loopback)
+                os.environ.setdefault("NCCL_SOCKET_IFNAME", loopback)
             torch.set_num_threads(threads)  # N processes share the cores; don't oversubscribe
             if backend == "nccl":
                 torch.cuda.set_device(rank)
@@ -259,6 +260,132 @@ def _primary(failures: dict[int, Failure]) -> int:
     return min(failures, key=key)
 
 
+def _check_fn(fn: Callable[..., Any]) -> None:
+    """``fn`` must be a module-level function: spawned workers re-import it by name."""
+    if not callable(fn):
+        raise TypeError(f"fn must be a function; got {type(fn).__name__}: {fn!r}")
+    qualname = getattr(fn, "__qualname__", "")
+    if getattr(fn, "__module__", "__main__") in ("__main__", "__mp_main__") or "<" in qualname:
+        raise TypeError(
+            f"fn must be a module-level function importable by name (like "
+            f"course_lib.distributed.experiment.hello); got {qualname or fn!r} from "
+            f"{getattr(fn, '__module__', '?')}: worker processes re-import fn by name and cannot see "
+            "functions defined in a notebook cell or inside another function"
+        )
+
+
+@dataclass
+class _Run:
+    """One launch in flight: the workers, the channel they report on, and what arrived so far."""
+
+    procs: list[Any]  # the worker processes, rank order
+    channel: Any  # the queue every worker writes ("out" | "ok" | "error", rank, ...) messages to
+    store: Any  # the TCPStore hosted by this process; kept alive until the workers are stopped
+    show_output: bool  # echo "[rank r] ..." lines as they arrive
+    start: float = field(default_factory=time.perf_counter)
+    outputs: list[str] = field(default_factory=list)  # everything each rank printed
+    results: dict[int, Any] = field(default_factory=dict)  # rank -> fn's return value
+    cpu: dict[int, float] = field(default_factory=dict)  # rank -> CPU seconds it used
+    failures: dict[int, Failure] = field(default_factory=dict)
+    first_failure: float | None = None  # when the first failure was seen
+
+    def handle(self, message: tuple) -> None:
+        kind, rank = message[0], message[1]
+        if kind == "out":
+            self.outputs[rank] += message[2]
+            if self.show_output:
+                print(f"[rank {rank}] {message[2]}", end="" if message[2].endswith("\n") else "\n", flush=True)
+        elif kind == "ok":
+            self.results[rank], self.cpu[rank] = pickle.loads(message[2])
+        else:
+            self.fail(rank, Failure("raised", message[2], message[3], time.perf_counter()))
+
+    def fail(self, rank: int, failure: Failure) -> None:
+        self.failures[rank] = failure
+        self.first_failure = self.first_failure or failure.seen
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.handle(self.channel.get_nowait())
+            except queue_module.Empty:
+                return
+
+    def pending(self) -> list[int]:
+        """Ranks that have neither returned nor failed."""
+        return [r for r in range(len(self.procs)) if r not in self.results and r not in self.failures]
+
+
+def _start(fn: Callable[..., Any], world_size: int, args: tuple, kwargs: dict[str, Any], backend: str,
+           timeout: float, show_output: bool, start_method: str | None) -> _Run:
+    """Host the store, start ``world_size`` workers, and return the run to supervise."""
+    ctx = _context(start_method)
+    store = dist.TCPStore("127.0.0.1", 0, None, is_master=True, wait_for_workers=False,
+                          timeout=timedelta(seconds=timeout))  # port 0: the OS picks a free port
+    channel = ctx.Queue()
+    threads = max(1, (os.cpu_count() or 1) // world_size)
+    procs = [ctx.Process(target=_worker_main, name=f"rank{rank}", daemon=True,  # type: ignore[attr-defined]
+                         args=(rank, world_size, store.port, backend, fn, args, kwargs, channel, timeout, threads))
+             for rank in range(world_size)]
+    run = _Run(procs, channel, store, show_output, outputs=[""] * world_size)
+    try:
+        for proc in procs:
+            proc.start()
+    except BaseException:  # one failed to start: stop the ones that did
+        _stop(run)
+        raise
+    return run
+
+
+def _supervise(run: _Run, timeout: float) -> None:
+    """Collect reports until every rank returned, or a failure's grace period or the timeout ran out.
+
+    A rank that exited without reporting is recorded as ``died``; past ``timeout`` the pending
+    ranks are ``timeout``; after a failure, ranks still running are ``stopped``.
+    """
+    while run.pending():
+        try:
+            run.handle(run.channel.get(timeout=POLL_SECONDS))
+        except queue_module.Empty:
+            pass
+        now = time.perf_counter()
+        for rank in run.pending():
+            if run.procs[rank].is_alive():
+                continue
+            run.drain()  # it may have reported just before exiting
+            if rank in run.pending():
+                run.fail(rank, Failure("died", f"the process exited with code {run.procs[rank].exitcode} "
+                                       "without returning a result", seen=now))
+        if run.first_failure is not None and now - run.first_failure > GRACE_SECONDS:
+            break
+        if now - run.start > timeout:
+            for rank in run.pending():
+                run.fail(rank, Failure("timeout", f"did not finish within timeout={timeout:g} s "
+                                       "(a collective that not every rank called?)", seen=now))
+            break
+    if run.failures:
+        for rank in run.pending():
+            run.fail(rank, Failure("stopped", "was still running when the others had failed, and was "
+                                   "stopped (stuck outside the collective they waited in?)",
+                                   seen=time.perf_counter()))
+
+
+def _stop(run: _Run) -> None:
+    """Terminate (then kill) every worker still alive, read their last messages, close the channel."""
+    started = [proc for proc in run.procs if proc.pid is not None]
+    for proc in started:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in started:
+        proc.join(timeout=2.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    run.drain()
+    run.channel.close()
+    run.store = None  # the workers are gone: the store can close
+
+
 @export("distributed.launch")
 def launch(
     fn: Callable[..., Any],
@@ -272,6 +399,9 @@ def launch(
     start_method: str | None = None,
 ) -> LaunchResult:
     """Run ``fn(*args, **kwargs)`` on ``world_size`` new processes joined in one process group.
+
+    Three steps: :func:`_start` (store, processes), :func:`_supervise` (collect reports, detect
+    deaths and timeouts), :func:`_stop` (terminate what still runs) — the last always runs.
 
     Args:
         fn: a module-level function (importable by name); it runs after
@@ -296,106 +426,25 @@ def launch(
             stopped before it is raised.
 
     Example:
-        >>> from course_lib.distributed import launch, experiments
-        >>> launch(experiments.hello, 4).results  # doctest: +SKIP
-        [(0, 4), (1, 4), (2, 4), (3, 4)]
+        >>> from course_lib.distributed import launch, experiment
+        >>> launch(experiment.hello, 4).results  # doctest: +SKIP
+        [(0, 4, 6.0), (1, 4, 6.0), (2, 4, 6.0), (3, 4, 6.0)]
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be a function; got {type(fn).__name__}: {fn!r}")
-    qualname = getattr(fn, "__qualname__", "")
-    if getattr(fn, "__module__", "__main__") in ("__main__", "__mp_main__") or "<" in qualname:
-        raise TypeError(
-            f"fn must be a module-level function importable by name (like "
-            f"course_lib.distributed.experiment.hello); got {qualname or fn!r} from "
-            f"{getattr(fn, '__module__', '?')}: worker processes re-import fn by name and cannot see "
-            "functions defined in a notebook cell or inside another function"
-        )
+    _check_fn(fn)
     world_size = _checks.integer("world_size", world_size, minimum=1, maximum=MAX_WORLD_SIZE)
     backend = _checks.one_of("backend", backend or default_backend(world_size), ("gloo", "nccl"))
     if backend == "nccl" and torch.cuda.device_count() < world_size:
         raise ValueError(f"backend 'nccl' needs one GPU per rank: world_size={world_size} but "
                          f"{torch.cuda.device_count()} GPUs; use backend='gloo' (CPU processes)")
     timeout = _checks.real("timeout", timeout, minimum=0, open_min=True)
-    ctx = _context(start_method)
-    store = dist.TCPStore("127.0.0.1", 0, None, is_master=True, wait_for_workers=False,
-                          timeout=timedelta(seconds=timeout))  # port 0: the OS picks a free port
-    channel = ctx.Queue()
-    threads = max(1, (os.cpu_count() or 1) // world_size)
-    procs = [ctx.Process(target=_worker_main, name=f"rank{rank}", daemon=True,
-                         args=(rank, world_size, store.port, backend, fn, tuple(args), dict(kwargs or {}),
-                               channel, timeout, threads))
-             for rank in range(world_size)]
-    start = time.perf_counter()
-    outputs = [""] * world_size
-    results: dict[int, Any] = {}
-    cpu: dict[int, float] = {}
-    failures: dict[int, Failure] = {}
-    first_failure = None
-
-    def handle(message: tuple) -> None:
-        nonlocal first_failure
-        kind, rank = message[0], message[1]
-        if kind == "out":
-            outputs[rank] += message[2]
-            if show_output:
-                print(f"[rank {rank}] {message[2]}", end="" if message[2].endswith("\n") else "\n", flush=True)
-        elif kind == "ok":
-            results[rank], cpu[rank] = pickle.loads(message[2])
-        else:
-            failures[rank] = Failure("raised", message[2], message[3], time.perf_counter())
-            first_failure = first_failure or time.perf_counter()
-
-    def drain() -> None:
-        while True:
-            try:
-                handle(channel.get_nowait())
-            except queue_module.Empty:
-                return
-
+    run = None
     try:
-        for proc in procs:
-            proc.start()
-        while len(results) + len(failures) < world_size:
-            try:
-                handle(channel.get(timeout=POLL_SECONDS))
-            except queue_module.Empty:
-                pass
-            now = time.perf_counter()
-            for rank, proc in enumerate(procs):
-                if rank in results or rank in failures or proc.is_alive():
-                    continue
-                drain()  # it may have reported just before exiting
-                if rank not in results and rank not in failures:
-                    failures[rank] = Failure("died", f"the process exited with code {proc.exitcode} "
-                                             "without returning a result", seen=now)
-                    first_failure = first_failure or now
-            if first_failure is not None and now - first_failure > GRACE_SECONDS:
-                break
-            if now - start > timeout:
-                for rank in range(world_size):
-                    if rank not in results and rank not in failures:
-                        failures[rank] = Failure("timeout", f"did not finish within timeout={timeout:g} s "
-                                                 "(a collective that not every rank called?)", seen=now)
-                break
-        for rank in range(world_size):
-            if failures and rank not in results and rank not in failures:
-                failures[rank] = Failure("stopped", "was still running when the others had failed, and was "
-                                         "stopped (stuck outside the collective they waited in?)",
-                                         seen=time.perf_counter())
+        run = _start(fn, world_size, tuple(args), dict(kwargs or {}), backend, timeout, show_output, start_method)
+        _supervise(run, timeout)
     finally:
-        started = [proc for proc in procs if proc.pid is not None]
-        for proc in started:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in started:
-            proc.join(timeout=2.0)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        drain()
-        channel.close()
-        del store
-    if failures:
-        raise WorkerError(_primary(failures), failures, outputs)
-    return LaunchResult([results[r] for r in range(world_size)], outputs, time.perf_counter() - start,
-                        backend, [cpu[r] for r in range(world_size)])
+        if run is not None:
+            _stop(run)
+    if run.failures:
+        raise WorkerError(_primary(run.failures), run.failures, run.outputs)
+    return LaunchResult([run.results[r] for r in range(world_size)], run.outputs, time.perf_counter() - run.start,
+                        backend, [run.cpu[r] for r in range(world_size)])
