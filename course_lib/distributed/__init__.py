@@ -15,7 +15,8 @@ processes talking through ``torch.distributed`` (gloo on CPU, NCCL on GPUs):
   surface as :class:`WorkerError` naming the rank (:mod:`.launcher`). :func:`run_training` and
   ``python -m course_lib.distributed.train`` run unchanged under ``torchrun`` (:mod:`.training`, :mod:`.train`).
 * :func:`ring_state` / :func:`ring_view` / :func:`ring_widget` — the ring stepper (:mod:`.ring_view`).
-* :mod:`.experiment` — the notebook's worker functions (``course_lib.distributed.experiment.<name>``, not re-exported); :mod:`.exercises` — the exercises.
+* :mod:`.experiment` — the notebook's worker functions (``course_lib.distributed.experiment.<name>``,
+  not re-exported); :mod:`.exercises` — the exercises.
 
 Limitations: one machine from :func:`launch` (use torchrun for several); CPU processes share
 the machine's cores, so timings on a laptop show the algorithms' shape, not a cluster's speed.
