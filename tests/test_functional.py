@@ -446,3 +446,18 @@ def test_per_sample_exercise_truly_rejects_python_loops():
         result = ex.per_sample_grads_ex.check(loop, quiet=True)
         assert not result.passed and "that is a Python loop" in result.message, loop.__name__
     assert torch.autograd.grad.__name__ == "grad"  # the counting wrappers were removed again
+
+
+def test_python_calls_counts_the_modules_fixed_work():
+    from course_lib.functional.experiment import python_calls
+
+    extra = set()
+    for c, h in ((2, 4), (16, 16)):
+        conv, x = torch.nn.Conv2d(c, c, 3, padding=1), torch.randn(1, c, h, h)
+        with torch.no_grad():
+            extra.add(python_calls(lambda conv=conv, x=x: conv(x))
+                      - python_calls(lambda conv=conv, x=x: F.conv2d(x, conv.weight, conv.bias, padding=1)))
+    assert len(extra) == 1 and extra.pop() > 0  # the same extra Python frames at every size
+    assert python_calls(lambda: None) == 1  # the lambda itself
+    with pytest.raises(TypeError, match="fn must be a function of no arguments"):
+        python_calls(3)

@@ -6,10 +6,11 @@ while the convolution itself costs
 
     FLOPs = 2 · N · C_out · C_in · K² · H_out · W_out        (one multiply-add = 2 FLOPs)
 
-The overhead ``time(module) - time(functional)`` is *measured*, not assumed constant: the Python
-bookkeeping is a few µs, but what the module adds can grow with the layer's size, since it shows
-up as a difference of two medians whose noise grows with the convolution's time. So report
-both the ratio and the absolute difference, each with the interquartile ranges of the timings.
+What the module adds is a fixed amount of *work* — :func:`python_calls` counts the same extra
+Python frames at every size — but its *time* is measured as a difference of two medians, whose
+noise grows with the convolution's time (and with the load on the machine). So report both the
+ratio and the absolute difference with the interquartile ranges of the timings, and count the
+work separately.
 Timed with :func:`course_lib.timing.compare` (warm-up, calibrated calls per sample, interleaved
 repeats, median and IQR) on one thread, under ``torch.no_grad()``.
 
@@ -27,7 +28,9 @@ Tests: ``tests/test_functional.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -119,6 +122,37 @@ def _check_size(size: tuple[int, int, int]) -> tuple[int, int, int]:
         raise ValueError(f"each size must be a (batch, channels, height) triple; got {size!r}")
     n, c, h = (_checks.integer(name, v, minimum=1) for name, v in zip(("batch", "channels", "height"), size))
     return n, c, h
+
+
+@export("functional.experiment.python_calls")
+def python_calls(fn: Callable[[], object]) -> int:
+    """How many Python function calls ``fn()`` makes (``sys.setprofile`` "call" events, ``fn`` included).
+
+    A count, not a time: it does not vary with the machine's load. ``Module.__call__`` adds the
+    same Python frames to every call of ``conv(x)``, whatever the size of ``x``; what grows with
+    the size is the convolution, which runs in C++ and makes no Python calls.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a function of no arguments; got {type(fn).__name__}")
+    count = 0
+
+    def profile(_frame: object, event: str, _arg: object) -> None:
+        nonlocal count
+        count += event == "call"
+
+    previous, collecting = sys.getprofile(), gc.isenabled()
+    gc.disable()  # a collection could run finalizers (Python calls) that are not fn's own
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(previous)
+        if collecting:
+            gc.enable()
+    return count
 
 
 @export("functional.experiment.plot_conv_overhead")
