@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.attention import causal_tile_skipped, tile_schedule, tiling_view, tiling_widget
+from course_lib.attention import causal_tile_skipped, tile_schedule, tiling_state, tiling_view, tiling_widget
 from course_lib.attention.tiling_view import example_scores, row_states
 
 
@@ -47,27 +47,62 @@ def test_row_states_converge_to_the_exact_softmax_row():
     assert all(a.m <= b.m for a, b in zip(states, states[1:]))  # the running max never decreases
 
 
-def test_view_caption_tracks_the_loops():
-    first = tiling_view(n=24, block_m=8, block_n=6, step=0, row=20, causal=True)
-    assert "12 tiles (3 full, 6 on the diagonal, 3 skipped)" in first.caption
-    assert "Q block 0 (rows 0-7) x K/V block 0 (cols 0-5): masked" in first.caption
-    assert "row 20: 0/4 K/V blocks folded in; not started" in first.caption
-    mid = tiling_view(n=24, block_m=8, block_n=6, step=9, row=20, causal=True)
-    assert "row 20: 2/4 K/V blocks folded in; m = 7.583" in mid.caption
-    last = tiling_view(n=24, block_m=8, block_n=6, step=999, row=20, causal=True)  # clamped to the end
-    assert "step 12/12" in last.caption and last.caption.endswith("max |partial - exact| = 2.22e-16")
-    plain = tiling_view(n=10, block_m=4, block_n=4, step=3, row=99, causal=False)
-    assert "0 skipped" in plain.caption and "row 9:" in plain.caption
-    assert len(mid.figure.axes) >= 3
+def test_state_steps_in_tiles_and_tracks_the_row():
+    """The pure state, without matplotlib: step counts tiles (0..n_steps), skipped ones included."""
+    start = tiling_state(n=24, block_m=8, block_n=6, step=0, row=20, causal=True)
+    assert start.n_steps == 12 and start.active is None and start.seen == 0 and start.state is None
+    assert start.counts() == {"full": 3, "masked": 6, "skipped": 3}
+    assert torch.equal(start.partial, torch.zeros(24, dtype=torch.float64))
+    first = tiling_state(n=24, block_m=8, block_n=6, step=1, row=20, causal=True)
+    assert (first.active.i, first.active.j, first.active.kind) == (0, 0, "masked")
+    mid = tiling_state(n=24, block_m=8, block_n=6, step=10, row=20, causal=True)
+    assert (mid.active.i, mid.active.j) == (2, 1) and mid.seen == 2 and len(mid.row_states) == 4
+    assert mid.gap > 1e-3
+    last = tiling_state(n=24, block_m=8, block_n=6, step=999, row=20, causal=True)  # clamped to the end
+    assert last.step == last.n_steps == 12 and last.seen == 4 and last.gap < 1e-12
+    torch.testing.assert_close(last.partial, last.exact, atol=1e-12, rtol=0)
+    plain = tiling_state(n=10, block_m=4, block_n=4, step=3, row=99, causal=False)
+    assert plain.row == 9 and plain.counts()["skipped"] == 0
     with pytest.raises(ValueError, match=r"n must be an int in \[1, 256\]; got 0"):
-        tiling_view(n=0)
+        tiling_state(n=0)
+    with pytest.raises(ValueError, match=r"step must be an int in \[0, inf\]; got -1"):
+        tiling_state(step=-1)
 
 
-def test_widget_moves_headlessly():
+def test_view_caption_tracks_the_loops():
+    start = tiling_view(n=24, block_m=8, block_n=6, step=0, row=20, causal=True)
+    assert "12 tiles (3 full, 6 on the diagonal, 3 skipped)" in start.caption
+    assert "step 0/12: no tile processed yet" in start.caption
+    assert "row 20: 0/4 K/V blocks folded in; not started" in start.caption
+    first = tiling_view(n=24, block_m=8, block_n=6, step=1, row=20, causal=True)
+    assert "step 1/12: Q block 0 (rows 0-7) x K/V block 0 (cols 0-5): masked" in first.caption
+    mid = tiling_view(n=24, block_m=8, block_n=6, step=10, row=20, causal=True)
+    assert "row 20: 2/4 K/V blocks folded in; m = 7.583" in mid.caption
+    assert len(mid.figure.axes) >= 3
+
+
+def test_view_fits_the_output_area_with_readable_text():
+    from course_lib.widgets import figure_png
+
+    view = tiling_view(n=64, block_m=5, block_n=7, step=40, row=63)
+    texts = [t for ax in view.figure.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels())]
+    assert min(t.get_fontsize() for t in texts if t.get_text()) >= 8  # 8 pt = 10 px at the widget's 90 dpi
+    png = figure_png(view.figure, dpi=90)
+    width = int.from_bytes(png[16:20], "big")
+    assert width <= 850, width
+
+
+def test_widget_moves_headlessly_and_the_step_slider_counts_tiles():
     w = tiling_widget()
+    step = w.controls["step"]
+    assert (step.min, step.max) == (0, 12)  # 12 tiles, not 0..4095
     caption, image = w.caption.value, bytes(w.image.value)
-    w.controls["step"].value = 9
+    step.value = 10
     assert w.caption.value != caption and bytes(w.image.value) != image
     assert "step 10/12" in w.caption.value
     w.controls["causal"].value = False
     assert "0 skipped" in w.caption.value and w.renders == 3
+    w.controls["block_n"].value = 12  # 3 x 2 tiles now: the slider's end follows, the value is clamped
+    assert step.max == 6 and step.value == 6 and "step 6/6" in w.caption.value
+    w.controls["n"].value = 8
+    assert w.controls["row"].max == 7 and step.max == 1

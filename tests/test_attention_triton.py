@@ -13,14 +13,22 @@ import subprocess
 import sys
 
 import pytest
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from test_attention_helpers import assert_matches_sdpa, qkv
 
-from course_lib.attention import KernelConfig, flash_attention, flash_attention_ref, flash_attention_triton
-from course_lib.attention.flash_triton import supported_dtypes
-from course_lib.runtime import triton_device, triton_mode
+pytest.importorskip("triton")  # the kernels need it; tests/test_attention_no_triton.py covers its absence
+
+import torch  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_attention_helpers import assert_matches_sdpa, qkv  # noqa: E402
+
+from course_lib.attention import (  # noqa: E402
+    KernelConfig,
+    flash_attention,
+    flash_attention_ref,
+    flash_attention_triton,
+)
+from course_lib.attention.flash_triton import supported_dtypes  # noqa: E402
+from course_lib.runtime import triton_device, triton_mode  # noqa: E402
 
 DEV = triton_device()
 

@@ -17,17 +17,14 @@ from course_lib.deform import (
     bilinear_neighbours,
     bilinear_sample,
     deform_conv2d,
-    dilation_task,
-    learn_scale,
     offset_field,
     output_size,
-    plain_conv_best_fit,
     random_offsets,
     rotation_offsets,
     sampling_positions,
     scale_offsets,
-    scale_sweep,
 )
+from course_lib.deform.experiment import dilation_task, learn_scale, plain_conv_best_fit, scale_sweep
 
 TOL = {torch.float64: {"atol": 1e-12, "rtol": 1e-10}, torch.float32: {"atol": 1e-4, "rtol": 1e-4}}
 

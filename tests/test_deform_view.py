@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from course_lib.deform import deform_conv2d, sampling_view, sampling_widget
+from course_lib.deform import deform_conv2d, sampling_state, sampling_view, sampling_widget
 from course_lib.deform.sampling_view import SIZE, _digits, example_mask, preset_offsets
 
 
@@ -16,6 +16,45 @@ def _taps(caption: str) -> list[tuple[float, float, float, float, float]]:
     """(sampled row, sampled col, mask, value) per tap, read back from the caption."""
     found = re.findall(r"sampled \((-?[\d.]+), (-?[\d.]+)\), mask ([\d.]+), value (-?[\d.]+)", caption)
     return [tuple(float(v) for v in row) for row in found]
+
+
+def test_state_without_matplotlib_matches_the_library():
+    """The pure state: positions from sampling_positions, values from bilinear_sample, the column
+    is mask × value, the chosen tap's weights sum to 1."""
+    state = sampling_state(preset="scale", strength=1.0, y=0, x=SIZE - 1, tap=2, modulated=True, digit=4)
+    assert state.regular.shape == state.sampled.shape == (9, 2)
+    torch.testing.assert_close(state.sampled - state.regular,
+                               torch.tensor([[(i - 1.0), (j - 1.0)] for i in range(3) for j in range(3)],
+                                            dtype=torch.float64))  # scale 2 = dilation 2: offset = tap - centre
+    torch.testing.assert_close(state.column, state.values * example_mask()[0, :, 0, SIZE - 1])
+    assert state.outside == 4 and state.values[2] == 0  # tap 2 reads (-2, SIZE + 1): wholly outside
+    assert abs(state.neighbours.weights.sum().item() - 1) < 1e-12
+    with pytest.raises(ValueError, match=r"tap must be an int in \[0, 8\]; got 9"):
+        sampling_state(tap=9)
+
+
+def test_view_fits_the_output_area_with_readable_text():
+    from course_lib.widgets import figure_png
+
+    view = sampling_view(preset="random", strength=2.0, y=15, x=0, tap=4, modulated=True)
+    texts = [t for ax in view.figure.axes for t in (*ax.texts, ax.title, ax.xaxis.label, *ax.get_xticklabels())]
+    legends = [t for ax in view.figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert min(t.get_fontsize() for t in texts + legends if t.get_text()) >= 8  # 8 pt = 10 px at 90 dpi
+    png = figure_png(view.figure, dpi=90)
+    assert int.from_bytes(png[16:20], "big") <= 850  # the PNG's width: shown at its own size
+
+
+def test_weight_labels_do_not_overlap():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    for preset, strength, tap in (("rotation", 0.5, 2), ("random", 1.0, 0), ("zero", 0.0, 4), ("scale", 0.3, 8)):
+        view = sampling_view(preset=preset, strength=strength, y=7, x=7, tap=tap)
+        ax = view.figure.axes[0]
+        view.figure.canvas.draw()
+        boxes = [t.get_window_extent() for t in ax.texts if t.get_text()]  # not the arrows
+        assert len(boxes) == 4
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), (preset, tap)
 
 
 def test_zero_preset_samples_the_regular_grid():

@@ -40,7 +40,7 @@ from course_lib.attention.memory import saved_for_backward_bytes
 from course_lib.attention.online_softmax import SoftmaxState, block_state, merge_states, online_softmax
 from course_lib.attention.reference import attention_ref
 from course_lib.attention.tiling import TileStep, causal_tile_skipped, tile_schedule
-from course_lib.attention.tiling_view import tiling_view, tiling_widget
+from course_lib.attention.tiling_view import TilingState, tiling_state, tiling_view, tiling_widget
 
 # Loaded on first use: the kernels need the triton package.
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -56,6 +56,7 @@ __all__ = [
     "KernelConfig",
     "SoftmaxState",
     "TileStep",
+    "TilingState",
     "attention_ref",
     "block_state",
     "causal_tile_skipped",
@@ -71,6 +72,7 @@ __all__ = [
     "standard_attention_io",
     "supported_dtypes",
     "tile_schedule",
+    "tiling_state",
     "tiling_view",
     "tiling_widget",
 ]

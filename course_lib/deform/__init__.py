@@ -15,43 +15,32 @@ Layers, bottom-up (each module's docstring is its concept card):
 * :mod:`~course_lib.deform.deform_conv` — :func:`sampling_positions`, :func:`deform_conv2d` and
   the :class:`DeformConv2d` layer that predicts its own offsets and masks.
 * :mod:`~course_lib.deform.offsets` — offset fields for a scaled, rotated or random grid.
-* :mod:`~course_lib.deform.experiment` — learning the grid's scale to imitate a dilated conv.
+* :mod:`~course_lib.deform.experiment` — learning the grid's scale to imitate a dilated conv (a
+  harness: reached as ``course_lib.deform.experiment``, not re-exported here).
 * :mod:`~course_lib.deform.sampling_view` — the widget; :mod:`~course_lib.deform.exercises`.
 
 Notebook: ``notebooks/08_deformable_conv``. Tests: ``tests/test_deform*.py``.
 """
 
 from course_lib.deform.deform_conv import DeformConv2d, deform_conv2d, sampling_positions
-from course_lib.deform.experiment import (
-    DilationTask,
-    digit_images,
-    dilation_task,
-    learn_scale,
-    plain_conv_best_fit,
-    scale_sweep,
-)
 from course_lib.deform.offsets import offset_field, random_offsets, rotation_offsets, scale_offsets
 from course_lib.deform.sampling import Neighbours, bilinear_neighbours, bilinear_sample, output_size
-from course_lib.deform.sampling_view import sampling_view, sampling_widget
+from course_lib.deform.sampling_view import SamplingState, sampling_state, sampling_view, sampling_widget
 
 __all__ = [
     "DeformConv2d",
-    "DilationTask",
     "Neighbours",
+    "SamplingState",
     "bilinear_neighbours",
     "bilinear_sample",
     "deform_conv2d",
-    "digit_images",
-    "dilation_task",
-    "learn_scale",
     "offset_field",
     "output_size",
-    "plain_conv_best_fit",
     "random_offsets",
     "rotation_offsets",
     "sampling_positions",
+    "sampling_state",
     "sampling_view",
     "sampling_widget",
-    "scale_sweep",
     "scale_offsets",
 ]

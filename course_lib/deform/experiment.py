@@ -35,7 +35,7 @@ from course_lib.deform.offsets import offset_field, scale_offsets
 from course_lib.runtime import one_thread
 
 
-@export("deform.digit_images")
+@export("deform.experiment.digit_images")
 def digit_images(n: int = 16, size: int = 16) -> torch.Tensor:
     """The first ``n`` scikit-learn digits in [0, 1], bilinearly resized to ``size×size``.
 
@@ -49,14 +49,17 @@ def digit_images(n: int = 16, size: int = 16) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)  # (n, 1, size, size)
 
 
-@dataclass
+@export("deform.experiment.DilationTask")
+@dataclass(frozen=True)
 class DilationTask:
+    """Inputs and target of the experiment (see the module docstring)."""
+
     images: torch.Tensor  # (N, 1, S, S): the inputs
     weight: torch.Tensor  # (C_out, 1, 3, 3): the target's kernel
     target: torch.Tensor  # (N, C_out, S, S): F.conv2d(images, weight, padding=2, dilation=2)
 
 
-@export("deform.dilation_task")
+@export("deform.experiment.dilation_task")
 def dilation_task(n: int = 16, out_channels: int = 4, seed: int = 0) -> DilationTask:
     """Digits and the output of a random 3×3, dilation-2 conv on them (the thing to imitate)."""
     images = digit_images(n)
@@ -71,7 +74,7 @@ def relative_error(output: torch.Tensor, target: torch.Tensor) -> float:
     return ((output - target).pow(2).sum() / target.pow(2).sum()).item()
 
 
-@export("deform.plain_conv_best_fit")
+@export("deform.experiment.plain_conv_best_fit")
 def plain_conv_best_fit(task: DilationTask) -> float:
     """The relative error of the *best* plain 3×3 conv (padding 1), by least squares on im2col."""
     n, c_out = task.target.shape[:2]
@@ -88,7 +91,7 @@ def _scaled(task: DilationTask, scale: torch.Tensor) -> torch.Tensor:
     return deform_conv2d(task.images, offset_field(per_tap, n, h, w), task.weight, padding=1)
 
 
-@export("deform.scale_sweep")
+@export("deform.experiment.scale_sweep")
 def scale_sweep(task: DilationTask, scales: list[float]) -> list[float]:
     """The relative error of the deformable conv with offsets ``scale_offsets(3, 3, s)``, per ``s``."""
     with one_thread(), torch.no_grad():
@@ -97,7 +100,7 @@ def scale_sweep(task: DilationTask, scales: list[float]) -> list[float]:
                                              task.weight, padding=1), task.target) for s in scales]
 
 
-@export("deform.learn_scale")
+@export("deform.experiment.learn_scale")
 def learn_scale(task: DilationTask, start: float = 1.0, steps: int = 60, lr: float = 0.15) -> list[tuple[float, float]]:
     """Gradient descent (Adam, learning rate decaying linearly to 0) on the grid's scale ``s``.
 
