@@ -10,11 +10,12 @@ from course_lib.distributed import ring_schedule, ring_state, ring_view, ring_wi
 
 @pytest.mark.parametrize("n", range(1, 9))
 def test_ring_state_starts_local_and_ends_complete(n: int) -> None:
-    assert ring_state(n, 0) == [[(r,)] * n for r in range(n)]
+    assert ring_state(n, 0).sums == tuple(((r,),) * n for r in range(n))
     everyone = tuple(range(n))
-    assert ring_state(n, 2 * (n - 1)) == [[everyone] * n for _ in range(n)]
+    assert ring_state(n, 2 * (n - 1)).sums == tuple((everyone,) * n for _ in range(n))
+    assert ring_state(n, 2 * (n - 1)).phase == "done"
     if n > 1:  # after reduce-scatter rank r owns the full chunk r + 1, and only that one complete
-        middle = ring_state(n, n - 1)
+        middle = ring_state(n, n - 1).sums
         for r in range(n):
             complete = [c for c in range(n) if middle[r][c] == everyone]
             assert complete == [(r + 1) % n]
@@ -24,7 +25,9 @@ def test_ring_state_agrees_with_a_numeric_simulation() -> None:
     n, step = 5, 3
     xs = [torch.full((n,), 10.0 ** r, dtype=torch.float64) for r in range(n)]  # digits mark ranks
     numeric = simulate_ring(xs, stop_after=step)
-    for r, chunks in enumerate(ring_state(n, step)):
+    state = ring_state(n, step)
+    assert state.upcoming == tuple(ring_schedule(n)[step]) and state.caption == ring_view(n, step).caption
+    for r, chunks in enumerate(state.sums):
         for c, ranks in enumerate(chunks):
             assert numeric[r][c].item() == sum(10.0 ** k for k in ranks)
 
@@ -62,3 +65,11 @@ def test_ring_widget_moves_headlessly() -> None:
     assert "N=2, after step 2 of 2" in w.caption.value
     with pytest.raises(ValueError, match="world_size"):
         ring_widget(1)
+
+
+def test_ring_view_fits_a_laptop_screen() -> None:
+    """Issue 14: the widget was 950 px tall. The figure is now at most 8.5 x 4.6 in (765 x 414 px
+    at the widget's dpi 90), so sliders, picture and a 9-line caption fit on one screen."""
+    for n in (2, 5, 8):
+        width, height = ring_view(n, 1).figure.get_size_inches()
+        assert width <= 8.5 and height <= 4.6
