@@ -44,8 +44,10 @@ def test_the_torch_path_exercises_widget_and_benchmark_formula_need_no_triton():
             raise AssertionError("impl='triton' ran without triton")
         assert benchmark.attention_flops(1, 1, 4, 4) == 256
         assert attention.tiling_state().n_steps > 0
-        assert exercises.merge_softmax_states.check(lambda *a: (_ for _ in ()).throw(NotImplementedError()),
-                                                     quiet=True).attempted is False
+        def merge(m1, l1, acc1, m2, l2, acc2):
+            return exercises._merge_solution(m1, l1, acc1, m2, l2, acc2)
+
+        assert exercises.merge_softmax_states.check(merge, quiet=True)  # the other exercises run as usual
 
         def line(acc, l_i, alpha):
             return acc * alpha[:, None], l_i * alpha
