@@ -127,7 +127,7 @@ def tiny_faster_rcnn(config: DetectorConfig = DetectorConfig(), seed: int = 0) -
     c = config.channels
     backbone = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), nn.ReLU(), nn.Conv2d(c, c, 3, 2, 1), nn.ReLU(),
                              nn.Conv2d(c, c, 3, 2, 1), nn.ReLU(), nn.Conv2d(c, c, 3, 2, 1), nn.ReLU())
-    backbone.out_channels = c
+    backbone.out_channels = c  # type: ignore[assignment]  # FasterRCNN reads this attribute
     return FasterRCNN(backbone, num_classes=None, min_size=config.image_size, max_size=config.image_size,
                       rpn_anchor_generator=AnchorGenerator((config.anchor_sizes,), (config.aspect_ratios,)),
                       box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2), box_head=TwoMLPHead(c * 7 * 7, 64),
