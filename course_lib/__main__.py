@@ -57,11 +57,19 @@ def chapter_table() -> str:
 
 
 def refresh_readme(check: bool = False) -> bool:
-    """Rewrite the generated blocks of README.md; with ``check``, only report whether stale."""
+    """Rewrite the generated blocks of README.md; with ``check``, only report whether stale.
+
+    The gallery's pictures are drawn by :func:`course_lib._gallery.write_pictures` (the
+    ``readme`` command does both); this checks and writes the README's text only.
+    """
+    from course_lib._gallery import gallery_markdown
+
     path = _notebooks.ROOT / "README.md"
     text = original = path.read_text()
-    for tag, body in (("chapters", chapter_table()), ("api", api_table())):
+    for tag, body in (("chapters", chapter_table()), ("gallery", gallery_markdown()), ("api", api_table())):
         begin, end = f"<!-- begin:{tag} -->", f"<!-- end:{tag} -->"
+        if begin not in text:
+            raise ValueError(f"README.md must contain the markers {begin} ... {end}")
         head, _, rest = text.partition(begin)
         _, _, tail = rest.partition(end)
         text = f"{head}{begin}\n{body}\n{end}{tail}"
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="print the public API table")
     nbs = sub.add_parser("notebooks", help="rebuild .ipynb from .py and execute them")
     nbs.add_argument("names", nargs="*", help="e.g. 01_autograd (default: all)")
-    sub.add_parser("readme", help="refresh README.md's generated tables")
+    sub.add_parser("readme", help="refresh README.md's generated tables and its widget gallery")
     sub.add_parser("freeze", help="write the installed versions to constraints.txt")
     args = parser.parse_args(argv)
 
@@ -96,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             seconds = _notebooks.build(_notebooks.NOTEBOOKS / f"{name.removesuffix('.py')}.py")
             bar.write(f"{name}: executed in {seconds:.0f} s")
     elif args.command == "readme":
+        from course_lib._gallery import write_pictures
+
+        changed = write_pictures()
+        print(f"gallery: {', '.join(changed)} redrawn" if changed else "gallery pictures were current")
         print("README.md was current" if refresh_readme() else "README.md refreshed")
     elif args.command == "freeze":
         frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"],

@@ -186,7 +186,7 @@ GEOMETRY = """(index) => {
     const box = el => { const r = el.getBoundingClientRect(); return {left: r.left, right: r.right, top: r.top,
                                                                       bottom: r.bottom, width: r.width, height: r.height}; };
     const area = w.closest(".jp-OutputArea-output") || w.parentElement;
-    const panel = document.querySelector(".jp-NotebookPanel-notebook:not(.lm-mod-hidden)") || document.body;
+    const panel = window.jupyterapp.shell.currentWidget.content.node;  // the notebook's scrolling area
     const controls = [];
     w.querySelectorAll(".widget-slider, .widget-dropdown, .widget-text, .widget-checkbox, .widget-toggle-buttons, .widget-toggle-button")
       .forEach(el => {
@@ -349,8 +349,9 @@ def test_notebook_runs_and_its_widgets_fit_and_respond(lab, browser, name: str, 
     problems: list[str] = []
     start = time.monotonic()
     try:
-        page.goto(f"{base}/lab/tree/{name}.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook", timeout=90_000)
+        # A workspace of its own, reset: otherwise JupyterLab reopens the notebooks of earlier tests
+        page.goto(f"{base}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={token}")
+        page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook", timeout=90_000)
         if not page.locator("#filebrowser").is_visible():
             page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
         page.locator("#filebrowser").wait_for(state="visible", timeout=10_000)

@@ -76,6 +76,7 @@ def test_controls_wrap_and_keep_their_width():
     assert row.layout.flex_flow == "row wrap"
     slider = w.controls["n"]
     assert slider.layout.flex == "0 0 auto" and slider.style.description_width == "initial"
+    assert slider.continuous_update is False  # one render per release, not one per pixel dragged
     assert int(slider.layout.width.removesuffix("px")) > 300  # widened for its long description
     assert w.controls["label"].layout.width == "300px"
     tooltip = "description_tooltip" if widgets.__version__.startswith("7.") else "tooltip"
@@ -171,3 +172,12 @@ def test_other_stored_widgets_are_left_alone():
     state["box"]["state"]["children"] = ["IPY_MODEL_left", "IPY_MODEL_right"]  # not tqdm's three parts
     assert settle_progress_outputs(nb) == 0
     assert settle_progress_outputs({"cells": [{"cell_type": "markdown"}], "metadata": {}}) == 0
+
+
+@pytest.mark.slow
+def test_readme_gallery_is_current():
+    from course_lib._gallery import BUILDERS, stale_pictures
+    from course_lib.chapters import CHAPTERS
+
+    assert {c.number for c in CHAPTERS} - set(BUILDERS) == {5}  # chapter 5 has no widget
+    assert not stale_pictures(), "docs/gallery is stale: run `python3 course.py readme`"
