@@ -348,10 +348,12 @@ def _launch_flash_attention_bwd(
     do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
     causal: bool, scale: float, config: KernelConfig,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Check, allocate the gradients, compute the grids, launch the dK/dV and dQ kernels."""
+    """Allocate the gradients, compute the grids, launch the dK/dV and dQ kernels.
+
+    No checks: the forward launch checked these tensors, :func:`flash_attention_triton` the config.
+    """
     B, H, T, D = q.shape
     S = k.shape[2]
-    _check_config(config)
     delta = (do.float() * o.float()).sum(dim=-1)  # (B, H, T): rowsum(dO ∘ O), contiguous like lse
     dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
@@ -407,11 +409,9 @@ def flash_attention_triton(
             a power of two in [16, 256].
     """
     _, scale = check_qkv(q, k, v, scale)
-    _check_triton_inputs(q, q.shape[-1])
     fwd_config = fwd_config or default_config(q.dtype, q.shape[-1])
     bwd_config = bwd_config or default_config(q.dtype, q.shape[-1], backward=True)
     _checks.instance("fwd_config", fwd_config, KernelConfig)
     _checks.instance("bwd_config", bwd_config, KernelConfig)
-    _check_config(fwd_config)
-    _check_config(bwd_config)
+    _check_config(bwd_config)  # now, not when backward runs; the forward launcher checks the rest once
     return FlashAttentionTriton.apply(q, k, v, bool(causal), scale, fwd_config, bwd_config)
