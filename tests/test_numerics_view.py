@@ -9,6 +9,7 @@ from course_lib.numerics import (
     bit_editor_view,
     bit_editor_widget,
     bits_figure,
+    decode,
     encode,
     number_line_view,
     number_line_widget,
@@ -135,6 +136,27 @@ def fp16_spacing_via_torch(x):
     return (torch.nextafter(t, torch.tensor(math.inf, dtype=torch.float16)) - t).item()
 
 
+def encode_via_torch(value, fmt):
+    """A correct alternative: torch's float64 -> format cast (one rounding), NaN as the exercise asks."""
+    if math.isnan(value):
+        return fmt.nan_bits(negative=math.copysign(1.0, value) < 0)
+    t = torch.tensor(value, dtype=torch.float64).to(fmt.dtype())
+    int_type = {8: torch.uint8, 16: torch.int16, 32: torch.int32}[fmt.bits]
+    return t.view(int_type).item() & ((1 << fmt.bits) - 1)
+
+
+def encode_truncating(value, fmt):
+    bits = encode_via_torch(value, fmt)
+    below = encode_via_torch(math.copysign(abs(decode(bits, fmt)), value), fmt)
+    return bits - 1 if math.isfinite(value) and value and abs(decode(bits, fmt)) > abs(value) else below
+
+
+def encode_without_subnormals(value, fmt):
+    bits = encode_via_torch(value, fmt)
+    exponent = (bits >> fmt.mantissa_bits) & fmt.exponent_all_ones
+    return bits & fmt.sign_mask if exponent == 0 else bits
+
+
 def bf16_via_torch(bits):
     x = torch.tensor([bits], dtype=torch.int64).to(torch.uint32).view(torch.float32)
     return x.to(torch.bfloat16).view(torch.int16).item() & 0xFFFF
@@ -154,6 +176,7 @@ def next_scale_by_hand(scale, growth_tracker, found_inf, growth_factor, backoff_
     (ex.fp16_spacing, fp16_spacing_via_torch),
     (ex.bf16_rounding, bf16_via_torch),
     (ex.loss_scale_rule, next_scale_by_hand),
+    (ex.encode_format, encode_via_torch),
 ])
 def test_exercises_accept_correct_alternatives(exercise, right):
     result = exercise.check(right, quiet=True)
@@ -170,8 +193,12 @@ def test_exercises_accept_correct_alternatives(exercise, right):
     (ex.loss_scale_rule, lambda **k: (k["scale"] * k["growth_factor"], 0), "found_inf = True"),
     (ex.loss_scale_rule, lambda scale, growth_tracker, found_inf, growth_factor, backoff_factor, growth_interval:
         (scale * backoff_factor, 0) if found_inf else (scale * growth_factor, 0), "growth_tracker = 0"),
+    (ex.encode_format, encode_truncating, "value = 2051.0"),  # rounds toward zero: the tie goes down
+    (ex.encode_format, encode_without_subnormals, "value = 1e-07"),  # flushes subnormals to zero
+    (ex.encode_format, lambda value, fmt: encode_via_torch(abs(value), fmt), "value = -2.0"),  # loses the sign
 ])
 def test_exercises_reject_wrong_functions(exercise, wrong, shown):
+    """Each wrong answer fails on the input that exposes its mistake (the message names it)."""
     result = exercise.check(wrong, quiet=True)
     assert not result.passed and result.attempted and result.failing_case is not None
     assert shown in result.message, result.message
@@ -214,3 +241,13 @@ def test_number_line_band_stops_at_the_formats_max():
     assert "fp16" in state.caption and "passes its max" in state.caption.splitlines()[1]
     assert max(state.rows[3].ticks) <= constants("fp8_e5m2").max  # tick rows never passed it
     assert number_line_state(-50000.0, 4).rows[0].band[0] == -constants("fp16").max
+
+
+def test_encode_exercise_reference_equals_the_library_encode():
+    """The instructive solution (Python's round(), no bit tricks) is the library's encode, bit for bit."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        case = ex._random_encode_case(rng)
+        assert ex.encode_format.reference(**case) == encode(case["value"], case["fmt"]), case

@@ -1,4 +1,5 @@
-"""Exercises for chapter 3: decode FP8 by hand, FP16 spacing, BF16 rounding, the loss-scale rule.
+"""Exercises for chapter 3: decode FP8 by hand, encode any IEEE format from its bits, FP16 spacing,
+BF16 rounding, the loss-scale rule.
 
 Each is a :class:`course_lib.exercises.Exercise`; ``tests/test_numerics_view.py`` checks them with
 correct alternative solutions and with wrong ones. Notebook: ``03_floating_point`` (section
@@ -13,6 +14,7 @@ from typing import Any
 
 from course_lib.exercises import Exercise
 from course_lib.numerics.codec import decode, encode
+from course_lib.numerics.formats import FORMATS, FloatFormat
 from course_lib.numerics.loss_scaling import update_scale
 
 
@@ -156,5 +158,69 @@ loss_scale_rule = Exercise(
         "Two branches on found_inf; only the good-step branch touches growth_interval.",
         "Compare growth_tracker + 1 with growth_interval; reset to 0 whenever the scale changes.",
         "float32's max is torch.finfo(torch.float32).max; a grown scale above it would be inf.",
+    ],
+)
+
+
+def _encode_ieee(value: float, fmt: FloatFormat) -> int:
+    E, M, bias = fmt.exponent_bits, fmt.mantissa_bits, fmt.bias
+    sign = 1 if math.copysign(1.0, value) < 0 else 0
+    all_ones = (1 << E) - 1  # the exponent field of inf and NaN
+    if math.isnan(value):
+        return fmt.nan_bits(negative=bool(sign))
+    x = abs(value)
+    if x == math.inf:
+        return (sign << (E + M)) | (all_ones << M)
+    if x == 0.0:
+        return sign << (E + M)  # a zero keeps its sign
+    _, k = math.frexp(x)  # x = f · 2^k with 0.5 <= f < 1, so floor(log2 x) = k - 1
+    e = max(k - 1, 1 - bias)  # the binade; subnormals share the smallest normal's
+    n = round(x / 2.0 ** (e - M))  # how many quanta of 2^(e-M); Python's round() ties to even
+    if n == 1 << (M + 1):  # rounded up into the next binade
+        n, e = n >> 1, e + 1
+    if n < 1 << M:  # no implicit 1: a subnormal (exponent field 0)
+        exponent_field, mantissa = 0, n
+    else:
+        exponent_field, mantissa = e + bias, n - (1 << M)
+    if exponent_field >= all_ones:  # beyond the largest finite value: overflow to inf
+        exponent_field, mantissa = all_ones, 0
+    return (sign << (E + M)) | (exponent_field << M) | mantissa
+
+
+_IEEE = ("fp16", "bf16", "fp8_e5m2", "fp32")
+
+
+def _random_encode_case(rng: random.Random) -> dict[str, Any]:
+    fmt = FORMATS[rng.choice(_IEEE)]
+    lo, hi = 1 - fmt.bias - fmt.mantissa_bits - 2, fmt.bias + 2  # from below the subnormals to past the max
+    value = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 2.0) * 2.0 ** rng.randint(lo, hi)
+    return {"value": value, "fmt": fmt}
+
+
+encode_format = Exercise(
+    title="encode a value into an IEEE format, from the bits",
+    task="""
+        Write `encode(value: float, fmt) -> int`: the bit pattern of `value` rounded to the
+        nearest value of the IEEE-style format `fmt` (FP16, BF16, FP8 E5M2 or FP32), ties to
+        even. `fmt.exponent_bits` (E), `fmt.mantissa_bits` (M) and `fmt.bias` describe it; the
+        pattern is sign | exponent | mantissa. Handle signed zeros, subnormals (exponent field 0,
+        no implicit 1), rounding that carries into the next power of two, overflow to ±inf
+        (all-ones exponent, mantissa 0) and NaN (return `fmt.nan_bits(negative=...)`).
+    """,
+    reference=_encode_ieee,
+    edge_cases=[{"value": v, "fmt": FORMATS[name]} for name, v in [
+        ("fp16", 1.0), ("fp16", -2.0), ("fp16", 0.1), ("fp16", -0.0), ("fp16", 2049.0), ("fp16", 2051.0),
+        ("fp16", 65519.0), ("fp16", 65520.0), ("fp16", 1e-7), ("fp16", 2.0**-25), ("fp16", 3 * 2.0**-26),
+        ("fp16", 2.0**-14 - 2.0**-25), ("fp16", math.inf), ("fp16", -math.nan), ("bf16", 0.1),
+        ("bf16", 1.0 + 2.0**-8), ("fp8_e5m2", 1000.0), ("fp8_e5m2", 61440.0), ("fp8_e5m2", 2.0**-17),
+        ("fp32", 0.1), ("fp32", 1e-45)]],
+    random_case=_random_encode_case,
+    hints=[
+        "Find the binade first: math.frexp(x) gives x = f · 2^k, so the exponent is e = k - 1 — but never "
+        "below the smallest normal's, 1 - bias (that clamp makes subnormals).",
+        "Count quanta: n = round(x / 2^(e - M)). Python's round() on a float rounds ties to even, and the "
+        "division by a power of two is exact.",
+        "n == 2^(M+1) means rounding carried into the next binade; n < 2^M means a subnormal; otherwise "
+        "the exponent field is e + bias and the mantissa n - 2^M. An exponent field of all ones is overflow.",
     ],
 )
