@@ -19,17 +19,20 @@ from hypothesis import strategies as st
 from course_lib.lm import (
     DEFAULT_CHECKPOINT,
     GPT,
+    AddonConfig,
     CheckpointError,
     GPTConfig,
     KVCache,
     TrainConfig,
     code_prompts,
+    continuation_nll,
     decode,
     encode,
     evaluate,
     generate,
     load_checkpoint,
     load_corpus,
+    repetition_rate,
     save_checkpoint,
     train_model,
     validation_slice,
@@ -313,3 +316,42 @@ def test_code_prompts_start_lines_and_are_deterministic():
     assert all(torch.equal(a, b) for a, b in zip(prompts, code_prompts(data, 5, 16)))
     with pytest.raises(ValueError, match="more than 2 \\* length"):
         code_prompts(data[:20], 2, 16)
+
+
+# ---------------------------------------------------------------- judging a continuation
+
+
+def test_continuation_nll_is_the_cross_entropy_of_the_new_tokens():
+    model = tiny_model(0)
+    tokens = encode("def f(x): return x")
+    T = 5
+    with torch.no_grad():
+        logits, _ = model(tokens[None])
+    logp = torch.log_softmax(logits[0].double(), dim=-1)  # position t predicts t + 1
+    by_hand = -sum(float(logp[t - 1, tokens[t]]) for t in range(T, tokens.numel())) / (tokens.numel() - T)
+    assert continuation_nll(model, tokens, T) == pytest.approx(by_hand, rel=1e-10)
+    assert math.isnan(continuation_nll(model, tokens, tokens.numel()))  # no continuation: 0/0
+    with pytest.raises(ValueError, match="prompt_length must be an int in \\[1, "):
+        continuation_nll(model, tokens, 0)
+    with pytest.raises(ValueError, match="tokens must fit the context"):
+        continuation_nll(model, torch.zeros(TINY.block_size + 1, dtype=torch.long), 1)
+
+
+def test_repetition_rate():
+    assert repetition_rate([1, 2, 1, 2, 1, 2], n=2) == pytest.approx(0.6)
+    assert repetition_rate(list(range(20)), n=3) == 0.0
+    assert repetition_rate([7] * 10, n=1) == pytest.approx(0.9)
+    assert repetition_rate(torch.tensor([1, 2, 3]), n=3) == 0.0
+    assert math.isnan(repetition_rate([1, 2], n=3))  # no n-gram at all: 0/0
+    with pytest.raises(ValueError, match="n must be an int"):
+        repetition_rate([1, 2], n=0)
+
+
+def test_addon_config_is_checked():
+    assert AddonConfig().steps == 600 and AddonConfig(steps=5).desc == "add-on"
+    with pytest.raises(ValueError, match="steps must be an int"):
+        AddonConfig(steps=0)
+    with pytest.raises(ValueError, match="lr must be"):
+        AddonConfig(lr=0.0)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        AddonConfig(batch_size=2.5)

@@ -27,10 +27,12 @@ from course_lib.lm import (
     validation_slice,
 )
 from course_lib.mtp import (
+    MTPDrafter,
     MultiTokenPredictor,
     committed_kinds,
     depth_accuracy,
     load_mtp,
+    mtp_decoding_state,
     mtp_decoding_view,
     mtp_decoding_widget,
     mtp_generate,
@@ -39,6 +41,7 @@ from course_lib.mtp import (
     train_mtp,
 )
 from course_lib.mtp.exercises import depth_targets, tokens_per_pass, verify_draft
+from course_lib.mtp.experiment import compare_mtp_decoding, draft_agreement, pass_breakdown
 
 TINY = GPTConfig(block_size=48, n_layer=2, n_head=2, n_embd=16)
 
@@ -320,3 +323,76 @@ def test_exercises_accept_right_and_name_wrong_answers(exercise, right, wrongs):
         assert not result.passed and result.failing_case is not None
     stub = exercise.check(lambda **kw: (_ for _ in ()).throw(NotImplementedError()), quiet=True)
     assert not stub.attempted and exercise.hints and "def " in exercise.solution()
+
+
+# --- sampling, measurements, viewer state -----------------------------------------------------
+
+
+def test_speculative_sampling_with_the_mtp_drafter_samples_the_model_exactly():
+    """Chi-square over 2 sampled tokens of a 4-token vocabulary (16 cells), against enumeration."""
+    from course_lib.speculative import speculative_sample
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=4, block_size=8, n_layer=1, n_head=1, n_embd=8)).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(40)  # peaked, input-dependent distributions
+    mtp = MultiTokenPredictor(model, 1).double().eval()
+    prompt, tau = torch.tensor([1, 2, 3]), 0.9
+    conts = torch.cartesian_prod(torch.arange(4), torch.arange(4))  # (16, 2)
+    with torch.no_grad():
+        logits, _ = model(torch.cat([prompt.expand(16, -1), conts], dim=1)[:, :-1])
+    logp = torch.log_softmax(logits[:, 2:].double() / tau, dim=-1)  # (16, 2, 4)
+    exact = logp.gather(-1, conts[..., None])[..., 0].sum(-1).exp()
+    gen, counts, accepted = torch.Generator().manual_seed(0), torch.zeros(16), []
+    drafter = MTPDrafter(model, mtp)  # one drafter, many generations: its state lives per generation
+    for _ in range(1200):
+        r = speculative_sample(model, drafter, prompt, 2, tau, gen)
+        counts[4 * int(r.tokens[3]) + int(r.tokens[4])] += 1
+        accepted += r.accepted
+    assert 0.05 < sum(accepted) / len(accepted) < 0.95
+    expected = exact * counts.sum()
+    stat = float(((counts - expected) ** 2 / expected).sum())
+    assert float(torch.special.gammaincc(torch.tensor(7.5, dtype=torch.float64), torch.tensor(stat / 2))) > 1e-3
+
+
+def test_draft_agreement_counts_against_truth_and_main_model():
+    model, mtp = tiny(0, depth=1)
+    windows = tokens(3, 4, 12)
+    a = draft_agreement(model, mtp, windows)
+    logits = mtp.all_logits(model, windows[:, :-1])
+    draft, main, truth = logits[1].argmax(-1), logits[0][:, 1:].argmax(-1), windows[:, 2:]
+    assert a.accuracy == pytest.approx((draft == truth).float().mean().item())
+    assert a.accuracy == pytest.approx(depth_accuracy(model, mtp, windows).depths[0])
+    assert a.agreement == pytest.approx((draft == main).float().mean().item())
+    assert a.both_wrong_but_agree <= a.agreement
+    with pytest.raises(ValueError, match="at least 3 tokens"):
+        draft_agreement(model, mtp, windows[:, :2])
+
+
+def test_pass_breakdown_and_compare_mtp_decoding():
+    model, mtp = tiny(0, depth=1)
+    b = pass_breakdown(model, mtp, tokens(1, 6), repeats=3)
+    assert b.nodes == 2 and b.cache_len == 6 and list(b.phases) == ["forward", "verify", "draft module"]
+    assert b.predicted_speedup(1.5) == pytest.approx(1.5 * b.plain.median / b.step.median)
+    stats = compare_mtp_decoding(model, mtp, [tokens(2, 5), tokens(3, 7)], 10, repeats=5)
+    assert len(stats.plain.samples) == 5 and stats.speedup == pytest.approx(stats.plain.median / stats.mtp.median)
+    assert stats.tokens_per_pass == pytest.approx(1 + stats.acceptance)
+    with pytest.raises(ValueError, match="prompt must hold 2 .. block_size - 2"):
+        pass_breakdown(model, mtp, tokens(1, 47))
+
+
+def test_decoding_state_records_draft_main_and_module_inputs():
+    model, mtp = tiny(2, depth=1)
+    prompt = tokens(4, 5)
+    result = mtp_generate(model, mtp, prompt, 20)
+    for k, s in enumerate(result.steps):
+        st = mtp_decoding_state(result, k)
+        assert (st.draft == st.main) == s.accepted == st.accepted
+        # the fed token sits at index fed_at of the new tokens; h0 comes from the position before it
+        assert int(result.tokens[prompt.numel() + st.fed_at]) == s.fed
+        assert st.hidden_position == prompt.numel() + st.fed_at - 1
+        assert st.per_pass[-1] == pytest.approx(sum(len(x.committed) for x in result.steps[: k + 1]) / (k + 1))
+    assert f"drafted {st.draft!r}" in st.caption
+    with pytest.raises(ValueError, match="no decoding steps"):
+        mtp_decoding_state(mtp_generate(model, mtp, prompt, 1), 0)

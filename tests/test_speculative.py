@@ -18,12 +18,14 @@ from hypothesis import strategies as st
 from course_lib.lm import GPT, CheckpointError, GPTConfig, KVCache, encode, generate, token_label
 from course_lib.speculative import (
     EXAMPLE_TREES,
+    MedusaDrafter,
     MedusaHeads,
     MedusaTree,
-    compare_decoding,
+    StepBreakdown,
+    TypicalConfig,
+    draft_tree_state,
     draft_tree_view,
     draft_tree_widget,
-    forward_time,
     greedy_acceptance,
     head_accuracy,
     load_heads,
@@ -31,10 +33,13 @@ from course_lib.speculative import (
     medusa_step,
     medusa_tree,
     save_heads,
+    speculative_accept,
+    speculative_sample,
     train_heads,
     typical_acceptance,
 )
 from course_lib.speculative.exercises import greedy_accept, retrieve_paths, tree_mask
+from course_lib.speculative.experiment import compare_decoding, forward_time, step_breakdown
 from course_lib.speculative.medusa_training import medusa_loss
 
 TINY = GPTConfig(block_size=64, n_layer=2, n_head=2, n_embd=16)
@@ -233,18 +238,24 @@ def test_typical_acceptance_thresholds():
     logits = torch.stack([torch.stack([confident, uniform, uniform])] * 2)  # (2, 3, 5)
     cands = torch.tensor([[9, 1, 3], [9, 1, 4]])
     # τ = 1: H(uniform) = log 5 → α·exp(−H) = 0.3 / 5 = 0.06 < ε: p = 0.2 > 0.06, accepted
-    assert typical_acceptance(cands, logits, temperature=1.0)[1] == 2
+    assert typical_acceptance(cands, logits, TypicalConfig(temperature=1.0))[1] == 2
     # skewed second node, H = 1.42: threshold min(0.5, exp(−H) = 0.242); p = 0.1 fails, p = 0.4 passes
     skew = torch.log(torch.tensor([0.1, 0.1, 0.1, 0.3, 0.4], dtype=torch.float64))
     logits2 = torch.stack([torch.stack([confident, skew, skew])] * 2)
-    assert typical_acceptance(torch.tensor([[9, 1, 0], [9, 1, 0]]), logits2, 1.0, epsilon=0.5, alpha=1.0) == (0, 1)
-    assert typical_acceptance(torch.tensor([[9, 1, 0], [9, 1, 4]]), logits2, 1.0, epsilon=0.5, alpha=1.0) == (1, 2)
+    assert typical_acceptance(torch.tensor([[9, 1, 0], [9, 1, 0]]), logits2, TypicalConfig(1.0, epsilon=0.5, alpha=1.0)) == (0, 1)
+    assert typical_acceptance(torch.tensor([[9, 1, 0], [9, 1, 4]]), logits2, TypicalConfig(1.0, epsilon=0.5, alpha=1.0)) == (1, 2)
     # an unlikely drafted token (p = 0.025) is rejected at once
-    assert typical_acceptance(torch.tensor([[9, 0, 3], [9, 2, 3]]), logits, temperature=1.0) == (0, 0)
+    assert typical_acceptance(torch.tensor([[9, 0, 3], [9, 2, 3]]), logits, TypicalConfig(temperature=1.0)) == (0, 0)
     # among equally long paths, the most likely one wins
-    assert typical_acceptance(torch.tensor([[9, 1, 3], [9, 1, 4]]), logits2, temperature=1.0) == (1, 2)
+    assert typical_acceptance(torch.tensor([[9, 1, 3], [9, 1, 4]]), logits2, TypicalConfig(temperature=1.0)) == (1, 2)
+    # the defaults are one dataclass shared by every signature that takes them
+    assert typical_acceptance(cands, logits) == typical_acceptance(cands, logits, TypicalConfig())
     with pytest.raises(ValueError, match="temperature"):
-        typical_acceptance(cands, logits, temperature=0.0)
+        TypicalConfig(temperature=0.0)
+    with pytest.raises(ValueError, match="epsilon"):
+        TypicalConfig(epsilon=1.5)
+    with pytest.raises(TypeError, match="config must be TypicalConfig; got dict"):
+        typical_acceptance(cands, logits, {"temperature": 1.0})
 
 
 # ---------------------------------------------------------------- decoding
@@ -328,7 +339,8 @@ def test_heads_equal_to_the_base_head_accept_on_a_repeating_model():
 
 def test_typical_medusa_runs_and_writes_plausible_tokens():
     model, heads = tiny(4, noise=0.1)
-    result = medusa_generate(model, heads, encode("def "), 30, tree="medium", acceptance="typical", temperature=1.0)
+    result = medusa_generate(model, heads, encode("def "), 30, tree="medium", acceptance="typical",
+                             typical=TypicalConfig(temperature=1.0))
     assert result.new_tokens.numel() == 30
     logits, _ = model(result.tokens[None, :-1])
     probs = torch.softmax(logits[0, 3:], dim=-1)
@@ -400,7 +412,7 @@ def test_exercises_accept_right_and_reject_wrong_answers():
     assert not tree_mask.check(lambda paths: (_ for _ in ()).throw(NotImplementedError), quiet=True).attempted
 
 
-def test_compare_decoding_and_forward_time():
+def test_compare_decoding_forward_time_and_step_breakdown():
     model, heads = tiny(0)
     prompts = [encode("def f(x):"), encode("class A:\n")]
     rows = compare_decoding(model, heads, prompts, 12, trees=("chain-4", "small"))
@@ -409,12 +421,43 @@ def test_compare_decoding_and_forward_time():
     assert rows[0].tokens_per_step == 1.0 and rows[0].speedup == 1.0 and rows[0].nodes == 1
     expected = 24 / sum(len(medusa_generate(model, heads, p, 12, tree="small").steps) for p in prompts)
     assert rows[3].tokens_per_step == pytest.approx(expected) and rows[3].nodes == 7
-    assert all(r.seconds > 0 for r in rows)
-    assert forward_time(model, 4, cache_len=10, repeats=3) > 0
+    assert all(len(r.timing.samples) == 5 and r.timing.median > 0 for r in rows)
+    assert rows[1].speedup == pytest.approx(rows[0].timing.median / rows[1].timing.median)
+    # greedy Medusa writes plain greedy's tokens: the same quality, to the last bit
+    assert rows[1].nll == rows[0].nll and rows[1].repetition == rows[0].repetition
+    cost = forward_time(model, (1, 4), cache_len=10, repeats=3)
+    assert set(cost.timings) == {1, 4} and cost.ratio(1) == 1.0 and cost.ratio(4) > 0
     with pytest.raises(ValueError, match="cache_len \\+ n_tokens must be <= block_size=64"):
-        forward_time(model, 10, cache_len=60)
+        forward_time(model, (1, 10), cache_len=60)
+    with pytest.raises(ValueError, match="sizes must include 1"):
+        forward_time(model, (2, 4))
     with pytest.raises(ValueError, match="at least one prompt"):
         compare_decoding(model, heads, [], 4)
+    b = step_breakdown(model, heads, encode("def f(x):"), "small", repeats=3)
+    assert isinstance(b, StepBreakdown) and b.nodes == 7 and b.cache_len == 9
+    assert list(b.phases) == ["candidates", "forward", "acceptance", "compaction", "heads"]
+    assert b.forward_ratio == pytest.approx(b.phases["forward"].median / b.plain.median)
+    assert b.predicted_speedup(2.0) == pytest.approx(2.0 / (b.forward_ratio + b.overhead))
+    assert b.predicted_speedup(2.0) == pytest.approx(2.0 * b.plain.median / b.step.median)
+    with pytest.raises(ValueError, match="prompt must hold 1 .. block_size - 7"):
+        step_breakdown(model, heads, encode("x" * 60), "small")
+
+
+def test_cost_model_arithmetic():
+    from course_lib.timing import Timing
+
+    def t(ms: float) -> Timing:
+        return Timing("x", (ms / 1e3,) * 5, 1)
+
+    b = StepBreakdown("toy", 4, 10, {"forward": t(1.5), "heads": t(0.2)}, step=t(2.0), plain=t(1.0), prefill=t(5.0))
+    assert b.forward_ratio == pytest.approx(1.5) and b.overhead == pytest.approx(0.5)
+    assert b.other == pytest.approx(0.3e-3)
+    assert b.forward_only_speedup(3.0) == pytest.approx(2.0)
+    assert b.predicted_speedup(3.0) == pytest.approx(1.5)  # 3 / (1.5 + 0.5)
+    # with the prefill: plain 5 + 99 * 1 ms, speculative 5 + 100 / 3 * 2 ms
+    assert b.predicted_speedup(3.0, 100) == pytest.approx(104 / (5 + 200 / 3))
+    with pytest.raises(ValueError, match="tokens_per_step"):
+        b.predicted_speedup(0.0)
 
 
 def test_committed_heads_belong_to_the_committed_model_and_beat_untrained_heads():
@@ -430,3 +473,124 @@ def test_committed_heads_belong_to_the_committed_model_and_beat_untrained_heads(
     untrained = head_accuracy(model, MedusaHeads(model, heads.num_heads), windows)
     assert all(a > b for a, b in zip(trained.top1, untrained.top1))
     assert trained.top1[0] > 0.3 and all(b >= a for a, b in zip(trained.top1, trained.topk))
+
+
+# ---------------------------------------------------------------- lossless speculative sampling
+
+
+def chi2_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson's chi-square goodness-of-fit p-value (df = cells - 1), from the regularised gamma."""
+    expected = probs.double() * counts.sum()
+    stat = ((counts.double() - expected) ** 2 / expected).sum()
+    return float(torch.special.gammaincc(torch.tensor((counts.numel() - 1) / 2, dtype=torch.float64), stat / 2))
+
+
+P_TARGET = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05], dtype=torch.float64)
+Q_DRAFT = torch.tensor([0.05, 0.1, 0.15, 0.2, 0.5], dtype=torch.float64)
+
+
+def _wrong_accept(p, q, draft, generator=None):
+    """A plausible mistake: on rejection, resample from p instead of the residual max(0, p - q)."""
+    if float(torch.rand((), generator=generator, dtype=torch.float64)) * float(q[draft]) < float(p[draft]):
+        return True, draft
+    return False, int(torch.multinomial(p, 1, generator=generator))
+
+
+@pytest.mark.parametrize("accept, lossless", [(speculative_accept, True), (_wrong_accept, False)])
+def test_speculative_accept_outputs_exactly_the_target_distribution(accept, lossless):
+    """Leviathan et al. 2023, Theorem 3.5: draft x ~ q, then accept/resample gives x ~ p."""
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.zeros(5)
+    for draft in torch.multinomial(Q_DRAFT, 20000, replacement=True, generator=gen).tolist():
+        counts[accept(P_TARGET, Q_DRAFT, draft, gen)[1]] += 1
+    pvalue = chi2_pvalue(counts, P_TARGET)
+    # the correct rule passes at a 1e-3 level; resampling from p is off by ~0.17 on token 0 and fails
+    assert pvalue > 1e-3 if lossless else pvalue < 1e-12
+
+
+def test_speculative_accept_edges_and_bad_input():
+    p = torch.tensor([0.0, 1.0])
+    assert speculative_accept(p, p.clone(), 1) == (True, 1)  # p == q: every draft is accepted
+    # p(draft) = 0: always rejected, and the residual puts everything on the other token
+    assert speculative_accept(torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.5]), 1) == (False, 0)
+    with pytest.raises(ValueError, match="q\\[draft\\] must be > 0"):
+        speculative_accept(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 0.0]), 1)
+    with pytest.raises(ValueError, match="draft must be an int in \\[0, 1\\]"):
+        speculative_accept(p, p, 2)
+    with pytest.raises(ValueError, match="q has V=3"):
+        speculative_accept(p, torch.ones(3) / 3, 0)
+    with pytest.raises(TypeError, match="p must have a floating-point dtype"):
+        speculative_accept(torch.tensor([0, 1]), p, 0)
+
+
+def exact_continuations(model: GPT, prompt: torch.Tensor, n: int, temperature: float) -> torch.Tensor:
+    """P(x_1 … x_n | prompt) for every continuation, by enumeration (row-major over V**n)."""
+    V = model.config.vocab_size
+    conts = torch.cartesian_prod(*[torch.arange(V)] * n).reshape(-1, n)  # (V**n, n)
+    seqs = torch.cat([prompt.expand(len(conts), -1), conts], dim=1)
+    with torch.no_grad():
+        logits, _ = model(seqs[:, :-1])
+    logp = torch.log_softmax(logits[:, prompt.numel() - 1 :].double() / temperature, dim=-1)  # (V**n, n, V)
+    return logp.gather(-1, conts[..., None])[..., 0].sum(-1).exp()
+
+
+def test_speculative_sampling_with_a_medusa_head_samples_the_model_exactly():
+    """Chi-square over 3 sampled tokens of a 3-token vocabulary (27 cells), against enumeration."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=3, block_size=8, n_layer=1, n_head=1, n_embd=8)).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(40)  # peaked, input-dependent distributions, far from uniform
+    heads = MedusaHeads(model, 1).double().eval()
+    with torch.no_grad():
+        heads.head_weight.add_(torch.randn_like(heads.head_weight))  # a poor drafter: q far from p
+    prompt, n, tau = torch.tensor([1, 2]), 3, 0.8
+    exact = exact_continuations(model, prompt[None], n, tau)
+    gen = torch.Generator().manual_seed(1)
+    counts, accepted = torch.zeros(3**n), []
+    for _ in range(1500):
+        result = speculative_sample(model, MedusaDrafter(heads), prompt, n, tau, gen)
+        a, b, c = result.tokens[2:].tolist()
+        counts[9 * a + 3 * b + c] += 1
+        accepted += result.accepted
+    assert 0.1 < sum(accepted) / len(accepted) < 0.9  # both branches ran many times
+    assert chi2_pvalue(counts, exact) > 1e-3
+
+
+def test_speculative_sample_bad_input_and_zero_tokens():
+    model, heads = tiny(0)
+    r = speculative_sample(model, MedusaDrafter(heads), encode("ab"), 0)
+    assert r.tokens.tolist() == encode("ab").tolist() and r.accepted == [] and r.acceptance_rate != r.acceptance_rate
+    with pytest.raises(ValueError, match="temperature"):
+        speculative_sample(model, MedusaDrafter(heads), encode("ab"), 3, temperature=0.0)
+    with pytest.raises(TypeError, match="drafter must be callable"):
+        speculative_sample(model, heads.num_heads, encode("ab"), 3)
+    with pytest.raises(ValueError, match="prompt must have 1 dim"):
+        speculative_sample(model, MedusaDrafter(heads), encode("ab")[None], 3)
+    with pytest.raises(TypeError, match="heads must be MedusaHeads"):
+        MedusaDrafter(model)
+
+
+# ---------------------------------------------------------------- viewer state (no matplotlib)
+
+
+def test_draft_tree_state_shows_argmax_and_position_ids():
+    model, heads = tiny(0, noise=0.1)
+    prompt = encode("def f(x):\n")
+    result = medusa_generate(model, heads, prompt, 20, tree="small")
+    st = draft_tree_state(result, 1)
+    s = result.steps[1]
+    assert st.position == s.position and st.position_ids == tuple(s.position + d for d in s.tree.depths.tolist())
+    # the argmax at each node is the base model's next token after that node's path
+    cache = KVCache(model.config)
+    with torch.no_grad():
+        for i in range(s.tree.num_nodes):
+            path = s.tree.mask[i].nonzero()[:, 0].tolist()
+            ctx = torch.cat([result.tokens[: s.position], torch.tensor([s.node_tokens[j] for j in path])])
+            assert st.argmax[i] == token_label(int(model(ctx[None])[0][0, -1].argmax()))
+    # a child is accepted iff it equals its parent's argmax, along the accepted path
+    for parent, child in zip(st.accepted, st.accepted[1:]):
+        assert st.tokens[child] == st.argmax[parent]
+    assert "position ids" in st.caption and cache.length == 0
+    with pytest.raises(ValueError, match="step must be an int in"):
+        draft_tree_state(result, len(result.steps))

@@ -8,7 +8,9 @@ by later chapters (multi-token prediction). The parts, bottom-up:
 * :mod:`~course_lib.lm.model` — :class:`GPT`, :class:`GPTConfig`, :class:`KVCache`.
 * :mod:`~course_lib.lm.checkpoint` — :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`evaluate`.
 * :mod:`~course_lib.lm.generate` — greedy and sampled decoding with or without the cache.
-* :mod:`~course_lib.lm.training` — :func:`train_model`; CLI ``python -m course_lib.lm.train --preset quick|full``.
+* :mod:`~course_lib.lm.quality` — :func:`continuation_nll`, :func:`repetition_rate`: judging a continuation.
+* :mod:`~course_lib.lm.training` — :func:`train_model`, :class:`AddonConfig` (fitting heads or modules
+  on the frozen model); CLI ``python -m course_lib.lm.train --preset quick|full``.
 
 Tests: ``tests/test_lm.py``.
 """
@@ -24,10 +26,12 @@ from course_lib.lm.checkpoint import (
 from course_lib.lm.corpus import Corpus, code_prompts, load_corpus, validation_slice
 from course_lib.lm.generate import generate
 from course_lib.lm.model import GPT, GPTConfig, KVCache, lm_loss
+from course_lib.lm.quality import continuation_nll, repetition_rate
 from course_lib.lm.tokenizer import VOCAB_SIZE, decode, encode, token_label
-from course_lib.lm.training import PRESETS, TrainConfig, train_model
+from course_lib.lm.training import PRESETS, AddonConfig, TrainConfig, train_model
 
 __all__ = [
+    "AddonConfig",
     "CHECKPOINT_DIR",
     "DEFAULT_CHECKPOINT",
     "VOCAB_SIZE",
@@ -39,6 +43,7 @@ __all__ = [
     "TrainConfig",
     "KVCache",
     "code_prompts",
+    "continuation_nll",
     "decode",
     "encode",
     "evaluate",
@@ -46,6 +51,7 @@ __all__ = [
     "lm_loss",
     "load_checkpoint",
     "load_corpus",
+    "repetition_rate",
     "save_checkpoint",
     "token_label",
     "train_model",

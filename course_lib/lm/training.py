@@ -150,40 +150,62 @@ def _save(model: GPT, cfg: TrainConfig, model_config: GPTConfig, out: str | Path
     return info
 
 
-def train_addon(model: GPT, addon: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], steps: int,
-                batch_size: int, lr: float, seed: int, progress: bool, desc: str) -> list[float]:
+@export("lm.AddonConfig")
+@dataclass(frozen=True)
+class AddonConfig:
+    """How to fit an add-on (Medusa heads, MTP modules) on a frozen model with :func:`train_addon`."""
+
+    steps: int = 600  # optimizer steps (AdamW, no weight decay)
+    batch_size: int = 16  # windows of block_size + 1 bytes per step
+    lr: float = 3e-3  # peak learning rate, cosine-decayed to lr / 20 over the steps
+    seed: int = 0  # fixes the batch order
+    progress: bool = True  # show a tqdm bar
+    desc: str = "add-on"  # the bar's label
+
+    def __post_init__(self) -> None:
+        _checks.integer("steps", self.steps, minimum=1)
+        _checks.integer("batch_size", self.batch_size, minimum=1)
+        _checks.real("lr", self.lr, minimum=0.0, open_min=True)
+        _checks.integer("seed", self.seed)
+        _checks.instance("progress", self.progress, bool)
+        _checks.instance("desc", self.desc, str)
+
+
+def train_addon(model: GPT, addon: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
+                config: AddonConfig) -> list[float]:
     """Fit ``addon`` (Medusa heads, MTP modules) in place on random training windows, ``model`` frozen.
 
-    AdamW without weight decay, learning rate cosine-decayed from ``lr`` to ``lr / 20``. The
-    model's parameters are frozen for the run and given back their ``requires_grad`` after it.
+    AdamW without weight decay, learning rate cosine-decayed from ``config.lr`` to
+    ``config.lr / 20``. The model's parameters are frozen for the run and given back their
+    ``requires_grad`` after it.
 
     Args:
         model: the language model (eval mode, unchanged).
         addon: the module whose parameters are trained.
         loss_fn: the loss of a batch, Tensor[batch_size, block_size + 1] of token ids.
-        steps, batch_size, lr, seed: the optimisation; ``seed`` fixes the batch order.
-        progress: show a tqdm bar labelled ``desc``.
+        config: steps, batch size, learning rate, seed, progress bar (:class:`AddonConfig`).
 
     Returns:
         The loss of every step.
+
+    Raises:
+        TypeError: ``config`` is not an :class:`AddonConfig`.
     """
-    _checks.integer("steps", steps, minimum=1)
-    _checks.integer("batch_size", batch_size, minimum=1)
-    _checks.real("lr", lr, minimum=0.0, open_min=True)
+    _checks.instance("config", config, AddonConfig)
     corpus = load_corpus()
     model.eval()
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     addon.train()
-    opt = torch.optim.AdamW(addon.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
-    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(addon.parameters(), lr=config.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps, eta_min=config.lr / 20)
+    gen = torch.Generator().manual_seed(config.seed)
     losses: list[float] = []
-    bar = tqdm(range(steps), desc=desc, disable=not progress)
+    bar = tqdm(range(config.steps), desc=config.desc, disable=not config.progress)
     try:
         for _ in bar:
-            loss = loss_fn(random_batch(corpus.train, batch_size, model.config.block_size + 1, gen))
+            loss = loss_fn(random_batch(corpus.train, config.batch_size, model.config.block_size + 1, gen))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -25,7 +25,8 @@ def _random_window_case(rng: random.Random) -> dict:
 
 def _random_verify_case(rng: random.Random) -> dict:
     draft = rng.randint(0, 255)
-    return {"draft": draft, "main_at_fed": rng.choice([draft, rng.randint(0, 255)]), "main_at_draft": rng.randint(0, 255)}
+    return {"draft": draft, "main_at_fed": rng.choice([draft, rng.randint(0, 255)]),
+            "main_at_draft": rng.randint(0, 255)}
 
 
 def _depth_targets_solution(window: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +69,8 @@ verify_draft = Exercise(
     """,
     reference=_verify_solution,
     edge_cases=[{"draft": 7, "main_at_fed": 7, "main_at_draft": 3}, {"draft": 7, "main_at_fed": 5, "main_at_draft": 3},
-                {"draft": 0, "main_at_fed": 0, "main_at_draft": 0}, {"draft": 255, "main_at_fed": 254, "main_at_draft": 255}],
+                {"draft": 0, "main_at_fed": 0, "main_at_draft": 0},
+                {"draft": 255, "main_at_fed": 254, "main_at_draft": 255}],
     random_case=lambda rng: _random_verify_case(rng),
     hints=["If the main model agrees with d, d is right — and the logits at d were computed for free.",
            "If not, the logits at d were computed from a wrong token: only the main model's own t_{n+2} counts."],

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from course_lib import _checks
 from course_lib._export import export
 from course_lib.lm.model import GPT
-from course_lib.lm.training import train_addon
+from course_lib.lm.training import AddonConfig, train_addon
 from course_lib.mtp.mtp_module import MultiTokenPredictor
 
 
@@ -84,8 +84,8 @@ def train_mtp(model: GPT, mtp: MultiTokenPredictor, steps: int = 600, batch_size
     """
     _checks.instance("mtp", mtp, MultiTokenPredictor)
     mtp.check_model(model)
-    return train_addon(model, mtp, lambda batch: mtp_loss(model, mtp, batch), steps, batch_size, lr, seed, progress,
-                       "mtp modules")
+    config = AddonConfig(steps, batch_size, lr, seed, progress, desc="mtp modules")
+    return train_addon(model, mtp, lambda batch: mtp_loss(model, mtp, batch), config)
 
 
 @export("mtp.DepthAccuracy")

@@ -24,7 +24,8 @@ from course_lib.mtp.mtp_training import depth_accuracy, train_mtp
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m course_lib.mtp.train",
-                                     description="Train DeepSeek-V3-style MTP modules on the committed tiny code model.")
+                                     description="Train DeepSeek-V3-style MTP modules on the committed tiny code "
+                                                 "model.")
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--threads", type=int, default=1)

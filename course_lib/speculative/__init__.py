@@ -10,10 +10,18 @@ Heads" (ICML 2024); reference code FasterDecoding/Medusa. The parts, bottom-up:
 * :mod:`~course_lib.speculative.medusa_tree` — :class:`MedusaTree`: mask, position ids, tree and
   retrieve indices from a list of paths.
 * :mod:`~course_lib.speculative.medusa_acceptance` — :func:`greedy_acceptance`,
-  :func:`typical_acceptance`.
-* :mod:`~course_lib.speculative.medusa_decode` — :func:`medusa_step`, :func:`medusa_generate`.
-* :mod:`~course_lib.speculative.experiment` — :func:`forward_time`, :func:`compare_decoding`.
-* :mod:`~course_lib.speculative.draft_tree_view` — :func:`draft_tree_view`, :func:`draft_tree_widget`.
+  :func:`typical_acceptance` (deterministic; parameters in :class:`TypicalConfig`).
+* :mod:`~course_lib.speculative.medusa_decode` — the phases :func:`draft_candidates`,
+  :func:`verify_tree`, :func:`accept_path`; :func:`medusa_step`, :func:`medusa_generate`.
+* :mod:`~course_lib.speculative.speculative_sampling` — lossless speculative *sampling*
+  (:func:`speculative_accept`, :func:`speculative_sample`, :class:`MedusaDrafter`).
+* :mod:`~course_lib.speculative.cost_model` — :class:`StepBreakdown`: a step's measured phases and
+  the speed-up they predict.
+* :mod:`~course_lib.speculative.draft_tree_view` — :func:`draft_tree_state`,
+  :func:`draft_tree_view`, :func:`draft_tree_widget`.
+* :mod:`~course_lib.speculative.experiment` — the measurements (``forward_time``,
+  ``step_breakdown``, ``compare_decoding``): reached as ``course_lib.speculative.experiment.<name>``,
+  not re-exported here.
 * :mod:`~course_lib.speculative.exercises` — the chapter's exercises.
 
 Command line: ``python -m course_lib.speculative.train`` retrains the committed heads
@@ -22,34 +30,56 @@ Command line: ``python -m course_lib.speculative.train`` retrains the committed 
 Notebook: ``10_medusa``. Tests: ``tests/test_speculative.py``.
 """
 
-from course_lib.speculative.draft_tree_view import draft_tree_view, draft_tree_widget
-from course_lib.speculative.experiment import DecodingStats, compare_decoding, forward_time
-from course_lib.speculative.medusa_acceptance import greedy_acceptance, typical_acceptance
-from course_lib.speculative.medusa_decode import MedusaResult, MedusaStep, medusa_generate, medusa_step
+from course_lib.speculative.cost_model import StepBreakdown
+from course_lib.speculative.draft_tree_view import DraftTreeState, draft_tree_state, draft_tree_view, draft_tree_widget
+from course_lib.speculative.medusa_acceptance import TypicalConfig, greedy_acceptance, typical_acceptance
+from course_lib.speculative.medusa_decode import (
+    MedusaResult,
+    MedusaStep,
+    accept_path,
+    draft_candidates,
+    medusa_generate,
+    medusa_step,
+    verify_tree,
+)
 from course_lib.speculative.medusa_heads import HEADS_CHECKPOINT, MedusaHeads, load_heads, save_heads
 from course_lib.speculative.medusa_training import HeadAccuracy, head_accuracy, train_heads
 from course_lib.speculative.medusa_tree import EXAMPLE_TREES, MedusaTree, medusa_tree
+from course_lib.speculative.speculative_sampling import (
+    MedusaDrafter,
+    SpeculativeResult,
+    speculative_accept,
+    speculative_sample,
+)
 
 __all__ = [
+    "DraftTreeState",
     "EXAMPLE_TREES",
     "HEADS_CHECKPOINT",
-    "DecodingStats",
     "HeadAccuracy",
+    "MedusaDrafter",
     "MedusaHeads",
     "MedusaResult",
     "MedusaStep",
     "MedusaTree",
-    "compare_decoding",
+    "SpeculativeResult",
+    "StepBreakdown",
+    "TypicalConfig",
+    "accept_path",
+    "draft_candidates",
+    "draft_tree_state",
     "draft_tree_view",
     "draft_tree_widget",
     "greedy_acceptance",
-    "forward_time",
     "head_accuracy",
     "load_heads",
     "medusa_generate",
     "medusa_step",
     "medusa_tree",
     "save_heads",
+    "speculative_accept",
+    "speculative_sample",
     "train_heads",
     "typical_acceptance",
+    "verify_tree",
 ]

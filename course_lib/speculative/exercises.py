@@ -82,7 +82,8 @@ retrieve_paths = Exercise(
                 {"paths": [(0,), (0, 0), (0, 0, 0)]}, {"paths": [(0,), (1,), (0, 0), (1, 0), (1, 1)]}],
     random_case=lambda rng: {"paths": _random_paths(rng)},
     hints=["A leaf is a path that is not the prefix of a path one longer than it.",
-           "The nodes on the way to leaf p are the prefixes p[:0], p[:1], …, p[:len(p)]; look their indices up in a dict."],
+           "The nodes on the way to leaf p are the prefixes p[:0], p[:1], …, p[:len(p)]; "
+           "look their indices up in a dict."],
 )
 
 
@@ -119,9 +120,11 @@ greedy_accept = Exercise(
     """,
     reference=_greedy_solution,
     edge_cases=[
-        {"candidates": torch.tensor([[0, 1, 2], [0, 1, 0]]), "logits": torch.eye(4)[torch.tensor([[1, 2, 0], [1, 3, 3]])]},
+        {"candidates": torch.tensor([[0, 1, 2], [0, 1, 0]]),
+         "logits": torch.eye(4)[torch.tensor([[1, 2, 0], [1, 3, 3]])]},
         {"candidates": torch.tensor([[0, 3, 3]]), "logits": torch.eye(4)[torch.tensor([[1, 3, 0]])]},
-        {"candidates": torch.tensor([[0, 1, 1], [0, 1, 1]]), "logits": torch.eye(2)[torch.tensor([[1, 1, 1], [1, 1, 1]])]},
+        {"candidates": torch.tensor([[0, 1, 1], [0, 1, 1]]),
+         "logits": torch.eye(2)[torch.tensor([[1, 1, 1], [1, 1, 1]])]},
     ],
     random_case=_random_greedy_case,
     hints=["Compare candidates[:, 1:] with logits[:, :-1].argmax(-1): a (P, L - 1) table of matches.",

@@ -1,25 +1,33 @@
-"""Measuring speculative decoding: tokens per step and wall-clock time against plain decoding.
+"""Measuring speculative decoding: pass costs, where a step's time goes, a cost model, speed and quality.
 
-Two measurements, used by the notebook and by ``benchmarks/bench_medusa.py``:
+Every timing here goes through :func:`course_lib.timing.compare` (warm-up, interleaved
+alternatives, ≥ 5 repeats, median and IQR) and every ratio is between medians of one run.
+Four harnesses, used by the notebook and by ``benchmarks/bench_medusa.py``:
 
-* :func:`forward_time` — the time of one cached forward pass over N new tokens. A decoding
-  step reads every weight once (≈ 4·P bytes in float32 for P parameters) and does
-  ≈ 2·P·N multiply-adds' worth of FLOPs, so its arithmetic intensity is about N/2 FLOP/byte:
-  for small N the step is bound by memory traffic (and, for a tiny model on a CPU, by fixed
-  per-call overheads), and N tokens cost little more than one.
-* :func:`compare_decoding` — plain greedy decoding and Medusa decoding (for several trees and
-  acceptance rules) on the same prompts, timed in the same run: mean tokens per step and the
-  speed-up ``time(plain) / time(medusa)``.
+* :func:`forward_time` — c(N), one cached forward pass over N new tokens, for several N in one
+  run. A pass reads every weight once (≈ 4·P bytes in float32 for P parameters) and does
+  ≈ 2·P·N FLOPs, an arithmetic intensity of ≈ N/2 FLOP/byte: where reading the weights
+  dominates (a large model on a GPU), c(N) ≈ c(1) for N up to tens; a tiny model on a CPU has
+  its weights in cache and pays per-call overheads and arithmetic instead.
+* :func:`step_breakdown` — one Medusa step cut into its phases (drafting the candidates, the
+  forward pass over N nodes, acceptance, cache compaction, the heads) timed on the same state,
+  next to the whole step, one plain decoding step and the prefill; the rest of the step is
+  Python overhead.
+* the **cost model** is :class:`course_lib.speculative.cost_model.StepBreakdown`:
+  speed-up ≈ E[tokens per step] / (c(N)/c(1) + overhead), with c(N) and the overhead measured.
+* :func:`compare_decoding` — plain greedy decoding and Medusa (trees × acceptance rules) on the
+  same prompts, timed in one interleaved run: tokens per step, speed-up, and the *quality* of
+  what each wrote — the base model's NLL of the continuation and its repetition rate
+  (:mod:`course_lib.lm.quality`). Greedy Medusa is checked to be lossless on the way.
 
-Timings vary with the machine and its load; the tokens per step do not (for greedy
-acceptance they depend only on the model and heads). Notebook: ``10_medusa``
-("Experiment"). Tests: ``tests/test_speculative.py``.
+Reached as ``course_lib.speculative.experiment.<name>`` (not re-exported by the package).
+Timings vary with the machine and its load; tokens per step do not. Notebook: ``10_medusa``
+("Experiment", "Where a step's time goes"). Tests: ``tests/test_speculative.py``.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,84 +36,241 @@ from course_lib import _checks
 from course_lib._export import export
 from course_lib.lm.generate import generate
 from course_lib.lm.model import GPT, KVCache
-from course_lib.speculative.medusa_decode import medusa_generate
+from course_lib.lm.quality import continuation_nll, repetition_rate
+from course_lib.speculative.cost_model import StepBreakdown
+from course_lib.speculative.medusa_acceptance import TypicalConfig
+from course_lib.speculative.medusa_decode import (
+    _step,
+    accept_path,
+    draft_candidates,
+    medusa_generate,
+    verify_tree,
+)
 from course_lib.speculative.medusa_heads import MedusaHeads
-from course_lib.speculative.medusa_tree import medusa_tree
+from course_lib.speculative.medusa_tree import MedusaTree, medusa_tree
+from course_lib.timing import Timing, compare
+
+REPETITION_N = 8  # n-gram length (bytes) of the repetition rate
 
 
-@export("speculative.forward_time")
+@export("speculative.experiment.ForwardCost")
+@dataclass(frozen=True)
+class ForwardCost:
+    """c(N): the time of one cached forward pass over N new tokens, for several N, one run."""
+
+    cache_len: int  # tokens already in the cache before the pass
+    timings: dict[int, Timing]  # N -> the pass's timing
+
+    def ratio(self, n: int) -> float:
+        """c(N) / c(1), between medians of the same run (needs N = 1 among the sizes)."""
+        return self.timings[n].median / self.timings[1].median
+
+
+def _random_tokens(model: GPT, n: int, seed: int) -> torch.Tensor:
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, model.config.vocab_size, (1, n), generator=gen).to(device)  # (1, n)
+
+
+@export("speculative.experiment.forward_time")
 @torch.no_grad()
-def forward_time(model: GPT, n_tokens: int, cache_len: int = 64, repeats: int = 20) -> float:
-    """Median seconds of one forward pass over ``n_tokens`` new tokens after ``cache_len`` cached ones."""
-    _checks.integer("n_tokens", n_tokens, minimum=1)
+def forward_time(model: GPT, sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), cache_len: int = 64,
+                 repeats: int = 7) -> ForwardCost:
+    """Time one forward pass over N new tokens after ``cache_len`` cached ones, every N in one run.
+
+    Args:
+        model: the model (eval mode).
+        sizes: the N to time; 1 must be among them (ratios are to c(1)).
+        cache_len: tokens in the cache before each pass.
+        repeats: samples per size (median and IQR of :func:`course_lib.timing.compare`).
+
+    Returns:
+        A :class:`ForwardCost`.
+
+    Raises:
+        ValueError: no sizes, 1 not among them, a size below 1, or ``cache_len + N > block_size``.
+    """
+    _checks.instance("model", model, GPT)
+    sizes = [_checks.integer("sizes entry", n, minimum=1) for n in sizes]
+    if 1 not in sizes:
+        raise ValueError(f"sizes must include 1 (ratios are taken to c(1)); got {sizes}")
     _checks.integer("cache_len", cache_len, minimum=0)
-    if cache_len + n_tokens > model.config.block_size:
+    if cache_len + max(sizes) > model.config.block_size:
         raise ValueError(f"cache_len + n_tokens must be <= block_size={model.config.block_size}; "
-                         f"got {cache_len} + {n_tokens}")
-    gen = torch.Generator().manual_seed(0)
+                         f"got {cache_len} + {max(sizes)}")
     weight = next(model.parameters())
-    prefix = torch.randint(0, model.config.vocab_size, (1, max(cache_len, 1)), generator=gen)[:, :cache_len]
-    new = torch.randint(0, model.config.vocab_size, (1, n_tokens), generator=gen).to(weight.device)
-    prefix = prefix.to(weight.device)
     cache = KVCache(model.config, device=weight.device, dtype=weight.dtype)
     if cache_len:
-        model(prefix, cache=cache)
-    times = []
-    for _ in range(repeats + 2):
-        cache.length = cache_len
-        start = time.perf_counter()
-        model(new, cache=cache)
-        if weight.is_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times[2:])[len(times[2:]) // 2]
+        model(_random_tokens(model, cache_len, 0), cache=cache)
+
+    def one_pass(new: torch.Tensor) -> Callable[[], object]:
+        def run() -> object:
+            cache.length = cache_len  # the same cache state for every call
+            return model(new, cache=cache)
+        return run
+
+    fns = {n: one_pass(_random_tokens(model, n, n)) for n in sizes}
+    timings = compare({str(n): fn for n, fn in fns.items()}, repeats=repeats)
+    return ForwardCost(cache_len, {n: timings[str(n)] for n in sizes})
 
 
-@export("speculative.DecodingStats")
-@dataclass
+def _check_prompt_state(model: GPT, prompt: torch.Tensor, nodes: int) -> torch.Tensor:
+    _checks.instance("model", model, GPT)
+    _checks.tensor("prompt", prompt, ndim=1, dtypes=(torch.long, torch.int))
+    if prompt.numel() == 0 or prompt.numel() + nodes > model.config.block_size:
+        raise ValueError(f"prompt must hold 1 .. block_size - {nodes} = {model.config.block_size - nodes} tokens "
+                         f"(room for the tree); got {prompt.numel()}")
+    return prompt.long()[None]  # (1, T)
+
+
+@export("speculative.experiment.step_breakdown")
+@torch.no_grad()
+def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: MedusaTree | str = "medium",
+                   acceptance: str = "greedy", typical: TypicalConfig | None = None,
+                   repeats: int = 7) -> StepBreakdown:
+    """Time each phase of a Medusa step, the whole step, a plain step and the prefill, interleaved.
+
+    The state is the one after the prefill of ``prompt`` (its length sets the cache length);
+    every timed call starts from it again (the cache's ``length`` is reset before each call).
+
+    Args:
+        model, heads: the base model and its heads.
+        prompt: Tensor[T] of token ids (T + nodes <= block_size).
+        tree: a :class:`MedusaTree` or a name in ``EXAMPLE_TREES``.
+        acceptance: ``"greedy"`` or ``"typical"``.
+        typical: typical acceptance's parameters.
+        repeats: samples per alternative.
+
+    Returns:
+        A :class:`StepBreakdown` whose phases are ``candidates``, ``forward``, ``acceptance``,
+        ``compaction`` and ``heads``.
+    """
+    _checks.instance("heads", heads, MedusaHeads)
+    _checks.one_of("acceptance", acceptance, ("greedy", "typical"))
+    label = tree if isinstance(tree, str) else f"{tree.num_nodes}-node tree"
+    tree = tree if isinstance(tree, MedusaTree) else medusa_tree(tree)
+    idx = _check_prompt_state(model, prompt, tree.num_nodes)
+    weight = next(model.parameters())
+    cache = KVCache(model.config, 1, max_len=model.config.block_size + tree.num_nodes, device=idx.device,
+                    dtype=weight.dtype)
+    logits, hidden = model(idx, cache=cache)  # (1, T, V), (1, T, C)
+    logits, head_logits = logits[0, -1], heads(hidden[0, -1])
+    start, N = cache.length, tree.num_nodes
+    node_tokens = draft_candidates(logits, head_logits, tree)
+    tree_logits, tree_hidden = verify_tree(model, cache, node_tokens, tree)
+    nodes = accept_path(node_tokens, tree_logits, tree, acceptance, typical)
+    last = int(nodes[-1])
+    prefill_cache = KVCache(model.config, 1, device=idx.device, dtype=weight.dtype)
+    root = logits.argmax()[None, None]  # (1, 1)
+
+    def forward() -> object:
+        cache.length = start
+        return verify_tree(model, cache, node_tokens, tree)
+
+    def compaction() -> None:
+        cache.length = start + N
+        cache.compact(start, nodes)
+
+    def whole_step() -> object:
+        cache.length = start
+        return _step(model, heads, cache, logits, head_logits, tree, acceptance, typical)
+
+    def plain_step() -> object:
+        cache.length = start
+        out, _ = model(root, cache=cache)
+        return out[:, -1].argmax(dim=-1)
+
+    def prefill() -> object:
+        prefill_cache.length = 0
+        return model(idx, cache=prefill_cache)
+
+    phases: dict[str, Callable[[], object]] = {
+        "candidates": lambda: draft_candidates(logits, head_logits, tree),
+        "forward": forward,
+        "acceptance": lambda: accept_path(node_tokens, tree_logits, tree, acceptance, typical),
+        "compaction": compaction,
+        "heads": lambda: heads(tree_hidden[last]),
+    }
+    t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill}, repeats=repeats)
+    return StepBreakdown(f"medusa/{label}/{acceptance}", N, start, {k: t[k] for k in phases}, t["step"],
+                         t["plain"], t["prefill"])
+
+
+@export("speculative.experiment.DecodingStats")
+@dataclass(frozen=True)
 class DecodingStats:
     """One decoding method measured over a set of prompts."""
 
     method: str  # "plain", or "medusa/<tree>/<acceptance>"
-    tokens_per_step: float  # generated tokens / decoding steps (plain: 1.0)
-    seconds: float  # total wall-clock time over all prompts
-    speedup: float  # plain seconds / these seconds (measured in the same run)
     nodes: int  # tokens checked per verification pass (plain: 1)
+    tokens_per_step: float  # generated tokens / decoding steps (plain: 1.0)
+    timing: Timing  # one call decodes every prompt
+    speedup: float  # plain's median / this median, from the same interleaved run
+    nll: float  # the base model's mean NLL of the continuations, nats per byte (lower: likelier)
+    repetition: float  # mean fraction of repeated 8-byte n-grams in the continuations
 
 
-@export("speculative.compare_decoding")
+@export("speculative.experiment.compare_decoding")
 def compare_decoding(model: GPT, heads: MedusaHeads, prompts: Sequence[torch.Tensor], max_new_tokens: int,
                      trees: Sequence[str] = ("chain-4", "small", "medium", "large"),
-                     acceptances: Sequence[str] = ("greedy", "typical"),
-                     temperature: float = 0.7) -> list[DecodingStats]:
-    """Plain greedy vs Medusa on the same prompts; greedy Medusa is also checked to be lossless.
+                     acceptances: Sequence[str] = ("greedy", "typical"), typical: TypicalConfig | None = None,
+                     repeats: int = 5) -> list[DecodingStats]:
+    """Plain greedy vs Medusa on the same prompts, timed interleaved; greedy Medusa checked lossless.
+
+    Args:
+        model, heads: the base model and its heads.
+        prompts: Tensor[T] prompts (each T + max_new_tokens <= block_size).
+        max_new_tokens: tokens to add to each prompt.
+        trees: names in ``EXAMPLE_TREES``.
+        acceptances: ``"greedy"`` and/or ``"typical"``.
+        typical: typical acceptance's parameters.
+        repeats: samples per method (≥ 5 for a median worth quoting).
 
     Returns:
         One :class:`DecodingStats` for plain decoding, then one per (tree, acceptance).
 
     Raises:
+        ValueError: no prompts, ``max_new_tokens < 1``.
         AssertionError: greedy Medusa wrote different tokens than plain greedy decoding.
     """
     _checks.integer("max_new_tokens", max_new_tokens, minimum=1)
     if not prompts:
         raise ValueError("prompts must hold at least one prompt; got none")
-    start = time.perf_counter()
-    plain = [generate(model, p, max_new_tokens) for p in prompts]
-    plain_seconds = time.perf_counter() - start
-    rows = [DecodingStats("plain", 1.0, plain_seconds, 1.0, 1)]
+    for a in acceptances:
+        _checks.one_of("acceptances entry", a, ("greedy", "typical"))
+    outputs: dict[str, list] = {}
 
+    def method(label: str, run: Callable[[torch.Tensor], object]) -> Callable[[], None]:
+        def decode_all() -> None:
+            outputs[label] = [run(p) for p in prompts]
+        return decode_all
+
+    fns = {"plain": method("plain", lambda p: generate(model, p, max_new_tokens))}
     for name in trees:
         for acceptance in acceptances:
-            start = time.perf_counter()
-            results = [medusa_generate(model, heads, p, max_new_tokens, tree=name, acceptance=acceptance,
-                                       temperature=temperature) for p in prompts]
-            seconds = time.perf_counter() - start
-            if acceptance == "greedy":  # an explicit raise: the check must survive python -O
-                for i, (ref, res) in enumerate(zip(plain, results)):
-                    if not torch.equal(ref, res.tokens):
-                        raise AssertionError(f"greedy Medusa ({name}) differs from plain greedy decoding "
-                                             f"on prompt {i}")
-            steps = sum(len(r.steps) for r in results)
-            rows.append(DecodingStats(f"medusa/{name}/{acceptance}", len(prompts) * max_new_tokens / steps,
-                                      seconds, plain_seconds / seconds, medusa_tree(name).num_nodes))
+            fns[f"medusa/{name}/{acceptance}"] = method(
+                f"medusa/{name}/{acceptance}",
+                lambda p, name=name, acceptance=acceptance: medusa_generate(
+                    model, heads, p, max_new_tokens, tree=name, acceptance=acceptance, typical=typical))
+    timings = compare(fns, repeats=repeats, warmup=1, number=1)
+    plain = outputs["plain"]
+    T = [p.numel() for p in prompts]
+
+    def quality(tokens: list[torch.Tensor]) -> tuple[float, float]:
+        nll = sum(continuation_nll(model, t, n) for t, n in zip(tokens, T)) / len(tokens)
+        rep = sum(repetition_rate(t[n:], REPETITION_N) for t, n in zip(tokens, T)) / len(tokens)
+        return nll, rep
+
+    rows = [DecodingStats("plain", 1, 1.0, timings["plain"], 1.0, *quality(plain))]
+    for label in list(fns)[1:]:
+        results = outputs[label]
+        if label.endswith("/greedy"):  # an explicit raise: the check must survive python -O
+            for i, (ref, res) in enumerate(zip(plain, results)):
+                if not torch.equal(ref, res.tokens):
+                    raise AssertionError(f"greedy Medusa ({label}) differs from plain greedy decoding on prompt {i}")
+        steps = sum(len(r.steps) for r in results)
+        rows.append(DecodingStats(label, medusa_tree(label.split("/")[1]).num_nodes,
+                                  len(prompts) * max_new_tokens / steps, timings[label],
+                                  timings["plain"].median / timings[label].median,
+                                  *quality([r.tokens for r in results])))
     return rows

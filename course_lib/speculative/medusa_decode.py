@@ -18,12 +18,18 @@ give the guesses for the tokens after it). One step (:func:`medusa_step`):
    and head logits at the last accepted node for the next step.
 
 A step writes 1 + (accepted drafted tokens) tokens for one forward pass of N tokens. Decoding
-one token is memory-bound (every weight is read for one token), so checking N tokens at once
-costs little more than one — the speed-up is roughly the mean tokens per step.
+one token is memory-bound on a large model (every weight is read for one token), so checking N
+tokens at once costs little more than one. The speed-up is then
+
+    speed-up ≈ E[tokens per step] / (c(N)/c(1) + overhead)
+
+with c(N) the time of a pass over N tokens and the overhead the step's work outside the model
+in units of c(1) (``course_lib.speculative.experiment.step_breakdown`` measures both).
 
 Differences from the reference: batch size 1 only (as the reference), the root is always the
 base model's argmax (the reference's greedy first token; with typical acceptance the drafted
-tokens are accepted by the typical rule), and near the end of generation the tree is pruned
+tokens are accepted by the typical rule, so both rules are deterministic), and near the end of
+generation the tree is pruned
 so no token beyond ``max_new_tokens`` is drafted.
 
 Notebook: ``10_medusa``. Tests: ``tests/test_speculative.py``.
@@ -39,7 +45,7 @@ from course_lib import _checks
 from course_lib._export import export
 from course_lib.lm.generate import check_prompt
 from course_lib.lm.model import GPT, KVCache
-from course_lib.speculative.medusa_acceptance import greedy_acceptance, typical_acceptance
+from course_lib.speculative.medusa_acceptance import TypicalConfig, greedy_acceptance, typical_acceptance
 from course_lib.speculative.medusa_heads import MedusaHeads
 from course_lib.speculative.medusa_tree import MedusaTree, medusa_tree
 
@@ -54,6 +60,12 @@ class MedusaStep:
     node_tokens: list[int]  # the token on each tree node, root first
     accepted_nodes: list[int]  # node indices of the kept path, root first
     forward_pass: bool = True  # False for a last step that only emits the root
+    node_argmax: list[int] = field(default_factory=list)  # the base model's argmax at each node (empty: no pass)
+
+    @property
+    def position_ids(self) -> list[int]:
+        """Each node's position id: the root's position + its depth (siblings share one)."""
+        return [self.position + d for d in self.tree.depths.tolist()]
 
     @property
     def accepted_tokens(self) -> list[int]:
@@ -75,8 +87,8 @@ class MedusaResult:
 
     @property
     def tokens_per_step(self) -> float:
-        """Mean tokens written per decoding step (plain decoding: 1.0)."""
-        return self.new_tokens.numel() / max(1, len(self.steps))
+        """Mean tokens written per decoding step (plain decoding: 1.0; NaN with no step)."""
+        return self.new_tokens.numel() / len(self.steps) if self.steps else float("nan")  # 0/0: no step
 
 
 def _check_tree(tree: MedusaTree | str | list, heads: MedusaHeads) -> MedusaTree:
@@ -89,12 +101,76 @@ def _check_tree(tree: MedusaTree | str | list, heads: MedusaHeads) -> MedusaTree
     return tree
 
 
+@export("speculative.draft_candidates")
+def draft_candidates(logits: torch.Tensor, head_logits: torch.Tensor, tree: MedusaTree) -> torch.Tensor:
+    """Phase 1: the token on every tree node — root = argmax of the base logits, then the heads' top-k.
+
+    Returns:
+        Tensor[N] long, node i's token (``tree.tree_indices`` places ``[root, head₀ top-k, …]``).
+    """
+    root = logits.argmax()[None]  # (1,)
+    top = head_logits[: tree.depth].topk(tree.top_k, dim=-1).indices  # (D, top_k)
+    flat = torch.cat([root, top.flatten()])  # (1 + D * top_k,)
+    return flat[tree.tree_indices.to(flat.device)]  # (N,)
+
+
+@export("speculative.verify_tree")
+def verify_tree(model: GPT, cache: KVCache, node_tokens: torch.Tensor,
+                tree: MedusaTree) -> tuple[torch.Tensor, torch.Tensor]:
+    """Phase 2: one forward pass over the N nodes, tree mask, position ids ``cache.length + depth``.
+
+    Returns:
+        ``(logits, hidden)``: Tensor[N, V] and Tensor[N, C] at every node (the cache grows by N).
+    """
+    dev = node_tokens.device
+    logits, hidden = model(node_tokens[None], cache=cache, attn_mask=tree.mask.to(dev),
+                           positions=cache.length + tree.depths.to(dev))  # (1, N, V), (1, N, C)
+    return logits[0], hidden[0]
+
+
+@export("speculative.accept_path")
+def accept_path(node_tokens: torch.Tensor, tree_logits: torch.Tensor, tree: MedusaTree, acceptance: str,
+                typical: TypicalConfig | None) -> torch.Tensor:
+    """Phase 3: gather every root-to-leaf path and keep the accepted prefix of the best one.
+
+    Returns:
+        Tensor[A] long: the accepted nodes' indices, root first, ascending.
+    """
+    retrieve = tree.retrieve_indices.to(node_tokens.device)  # (P, D + 1)
+    safe = retrieve.clamp(min=0)
+    candidates = torch.where(retrieve >= 0, node_tokens[safe], -1)  # (P, D + 1)
+    path_logits = tree_logits[safe]  # (P, D + 1, V)
+    if acceptance == "greedy":
+        best, length = greedy_acceptance(candidates, path_logits)
+    else:
+        best, length = typical_acceptance(candidates, path_logits, typical)
+    return retrieve[best, : length + 1]  # (A,)
+
+
+def _step(model: GPT, heads: MedusaHeads, cache: KVCache, logits: torch.Tensor, head_logits: torch.Tensor,
+          tree: MedusaTree, acceptance: str,
+          typical: TypicalConfig | None) -> tuple[MedusaStep, torch.Tensor, torch.Tensor]:
+    """The four phases and the heads, without argument checks (the decoding loop checked once)."""
+    start = cache.length
+    node_tokens = draft_candidates(logits, head_logits, tree)  # (N,)
+    tree_logits, hidden = verify_tree(model, cache, node_tokens, tree)  # (N, V), (N, C)
+    nodes = accept_path(node_tokens, tree_logits, tree, acceptance, typical)  # (A,)
+    cache.compact(start, nodes)  # phase 4: keep only the accepted nodes' keys and values
+    last = int(nodes[-1])
+    step = MedusaStep(start, tree, node_tokens.tolist(), nodes.tolist(), node_argmax=tree_logits.argmax(-1).tolist())
+    return step, tree_logits[last], heads(hidden[last])
+
+
 @export("speculative.medusa_step")
 @torch.no_grad()
 def medusa_step(model: GPT, heads: MedusaHeads, cache: KVCache, logits: torch.Tensor, head_logits: torch.Tensor,
-                tree: MedusaTree, acceptance: str = "greedy", temperature: float = 0.7, epsilon: float = 0.09,
-                alpha: float = 0.3) -> tuple[MedusaStep, torch.Tensor, torch.Tensor]:
-    """One Medusa step: candidates → one tree-masked forward pass → acceptance → cache compaction.
+                tree: MedusaTree, acceptance: str = "greedy",
+                typical: TypicalConfig | None = None) -> tuple[MedusaStep, torch.Tensor, torch.Tensor]:
+    r"""One Medusa step: candidates → one tree-masked forward pass → acceptance → cache compaction.
+
+    The phases are :func:`draft_candidates`, :func:`verify_tree`, :func:`accept_path` and
+    ``cache.compact``; then the heads run on the last accepted node's hidden state.
+    ``course_lib.speculative.experiment.step_breakdown`` times each of them.
 
     Args:
         model: the base model.
@@ -103,15 +179,15 @@ def medusa_step(model: GPT, heads: MedusaHeads, cache: KVCache, logits: torch.Te
         logits: Tensor[V], the base logits at the last committed token.
         head_logits: Tensor[K, V], the heads' logits there.
         tree: the draft tree (depth <= K, top_k <= V).
-        acceptance: ``"greedy"`` (lossless) or ``"typical"``.
-        temperature, epsilon, alpha: the typical-acceptance parameters.
+        acceptance: ``"greedy"`` (lossless) or ``"typical"`` (deterministic, not lossless).
+        typical: typical acceptance's τ, ε, α (default :class:`TypicalConfig`\ ()).
 
     Returns:
         ``(step, logits, head_logits)``: the record of the step and the logits at the new last
         committed token.
 
     Raises:
-        TypeError: ``model``, ``heads`` or ``cache`` of the wrong type, non-float logits.
+        TypeError: ``model``, ``heads``, ``cache`` or ``typical`` of the wrong type, non-float logits.
         ValueError: a cache for more than one sequence, logits of the wrong shape, fewer head
             logits than the tree's depth, a bad tree or an unknown ``acceptance``.
     """
@@ -119,6 +195,8 @@ def medusa_step(model: GPT, heads: MedusaHeads, cache: KVCache, logits: torch.Te
     _checks.instance("heads", heads, MedusaHeads)
     _checks.instance("cache", cache, KVCache)
     _checks.one_of("acceptance", acceptance, ("greedy", "typical"))
+    if typical is not None:
+        _checks.instance("typical", typical, TypicalConfig)
     tree = _check_tree(tree, heads)
     if cache.k.shape[1] != 1:
         raise ValueError(f"cache must hold one sequence (batch size 1); got batch size {cache.k.shape[1]}")
@@ -131,34 +209,15 @@ def medusa_step(model: GPT, heads: MedusaHeads, cache: KVCache, logits: torch.Te
     if head_logits.dim() != 2 or head_logits.shape[1] != V or head_logits.shape[0] < tree.depth:
         raise ValueError(f"head_logits must have shape (K, V) with V={V} and K >= the tree's depth {tree.depth}; "
                          f"got {tuple(head_logits.shape)}")
-    start, dev = cache.length, logits.device
-    root = logits.argmax()[None]  # (1,)
-    top = head_logits[: tree.depth].topk(tree.top_k, dim=-1).indices  # (D, top_k)
-    flat = torch.cat([root, top.flatten()])  # (1 + D * top_k,)
-    node_tokens = flat[tree.tree_indices.to(dev)]  # (N,)
-    tree_logits, hidden = model(node_tokens[None], cache=cache, attn_mask=tree.mask.to(dev),
-                                positions=start + tree.depths.to(dev))  # (1, N, V), (1, N, C)
-    retrieve = tree.retrieve_indices.to(dev)  # (P, D + 1)
-    safe = retrieve.clamp(min=0)
-    candidates = torch.where(retrieve >= 0, node_tokens[safe], -1)  # (P, D + 1)
-    path_logits = tree_logits[0, safe]  # (P, D + 1, V)
-    if acceptance == "greedy":
-        best, length = greedy_acceptance(candidates, path_logits)
-    else:
-        best, length = typical_acceptance(candidates, path_logits, temperature, epsilon, alpha)
-    nodes = retrieve[best, : length + 1]  # (A,) node indices, ascending
-    cache.compact(start, nodes)
-    last = int(nodes[-1])
-    step = MedusaStep(start, tree, node_tokens.tolist(), nodes.tolist())
-    return step, tree_logits[0, last], heads(hidden[0, last])
+    return _step(model, heads, cache, logits, head_logits, tree, acceptance, typical)
 
 
 @export("speculative.medusa_generate")
 @torch.no_grad()
 def medusa_generate(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, max_new_tokens: int,
-                    tree: MedusaTree | str | list = "small", acceptance: str = "greedy", temperature: float = 0.7,
-                    epsilon: float = 0.09, alpha: float = 0.3) -> MedusaResult:
-    """Continue ``prompt`` by ``max_new_tokens`` tokens with Medusa decoding.
+                    tree: MedusaTree | str | list = "small", acceptance: str = "greedy",
+                    typical: TypicalConfig | None = None) -> MedusaResult:
+    r"""Continue ``prompt`` by ``max_new_tokens`` tokens with Medusa decoding.
 
     With ``acceptance="greedy"`` the tokens equal ``course_lib.lm.generate(model, prompt, n)``
     (plain greedy decoding) exactly — only the number of forward passes differs. (Exactly in
@@ -174,7 +233,7 @@ def medusa_generate(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, max_ne
         max_new_tokens: n, how many tokens to add (T + n <= block_size).
         tree: a :class:`MedusaTree`, a list of paths, or a name in ``EXAMPLE_TREES``.
         acceptance: ``"greedy"`` or ``"typical"``.
-        temperature, epsilon, alpha: typical acceptance's τ, ε, α.
+        typical: typical acceptance's τ, ε, α (default :class:`TypicalConfig`\ ()).
 
     Returns:
         A :class:`MedusaResult` with the tokens and one :class:`MedusaStep` per step.
@@ -191,6 +250,8 @@ def medusa_generate(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, max_ne
         raise ValueError(f"prompt must hold one sequence (batch size 1; Medusa's tree is per sequence); "
                          f"got batch size {idx.shape[0]}")
     _checks.one_of("acceptance", acceptance, ("greedy", "typical"))
+    if typical is not None:
+        _checks.instance("typical", typical, TypicalConfig)
     tree = _check_tree(tree, heads)
     dtype = next(model.parameters()).dtype
     cache = KVCache(model.config, 1, max_len=model.config.block_size + tree.num_nodes, device=idx.device, dtype=dtype)
@@ -206,9 +267,8 @@ def medusa_generate(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, max_ne
             steps.append(MedusaStep(len(out), tree.truncated(0), [root], [0], forward_pass=False))
             out.append(root)
             break
-        step, logits, head_logits = medusa_step(model, heads, cache, logits, head_logits,
-                                                tree if depth == tree.depth else tree.truncated(depth),
-                                                acceptance, temperature, epsilon, alpha)
+        step, logits, head_logits = _step(model, heads, cache, logits, head_logits,
+                                          tree if depth == tree.depth else tree.truncated(depth), acceptance, typical)
         steps.append(step)
         out.extend(step.accepted_tokens)
     tokens = torch.tensor(out[: T + max_new_tokens], dtype=torch.long, device=idx.device)

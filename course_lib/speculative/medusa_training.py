@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from course_lib import _checks
 from course_lib._export import export
 from course_lib.lm.model import GPT
-from course_lib.lm.training import train_addon
+from course_lib.lm.training import AddonConfig, train_addon
 from course_lib.speculative.medusa_heads import MedusaHeads
 
 HEAD_DECAY = 0.8  # λ_k = 0.8 ** k, as in the reference
@@ -87,8 +87,8 @@ def train_heads(model: GPT, heads: MedusaHeads, steps: int = 600, batch_size: in
     """
     _checks.instance("model", model, GPT)
     _checks.instance("heads", heads, MedusaHeads)
-    return train_addon(model, heads, lambda batch: medusa_loss(model, heads, batch), steps, batch_size, lr, seed,
-                       progress, "medusa heads")
+    config = AddonConfig(steps, batch_size, lr, seed, progress, desc="medusa heads")
+    return train_addon(model, heads, lambda batch: medusa_loss(model, heads, batch), config)
 
 
 @export("speculative.head_accuracy")
