@@ -65,3 +65,38 @@ def test_kernel_line_exercise_runs_the_kernel():
     result = kernel_rescale_line.check(stub, quiet=True)
     assert not result and not result.attempted and "not attempted" in result.message
     assert "alpha[:, None]" in kernel_rescale_line.solution()
+
+
+# --- the worked solutions: instructive, and equal to the library ------------------------------------------
+
+
+def _called_names(fn) -> set[str]:
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    return {node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)}
+
+
+def test_no_solution_merely_calls_the_function_it_teaches():
+    solutions = {  # what solution() shows -> the functions the exercise teaches
+        merge_softmax_states.reference: {"merge_states", "block_state", "online_softmax"},
+        causal_tile_skip.reference: {"causal_tile_skipped", "tile_kind", "tile_schedule"},
+        kernel_rescale_line.line_solution: {"rescale_accumulator"},
+    }
+    for solution, taught in solutions.items():
+        assert not _called_names(solution) & taught, solution.__name__
+
+
+def test_solutions_equal_the_library():
+    from course_lib.attention import SoftmaxState, causal_tile_skipped, merge_states
+
+    for case in merge_softmax_states.cases():
+        s = merge_states(SoftmaxState(case["m1"], case["l1"], case["acc1"]),
+                         SoftmaxState(case["m2"], case["l2"], case["acc2"]))
+        for got, expected in zip(merge_softmax_states.reference(**case), (s.m, s.l, s.acc)):
+            torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-12)
+    for case in causal_tile_skip.cases():
+        assert causal_tile_skip.reference(**case) == causal_tile_skipped(**case)

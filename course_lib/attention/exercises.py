@@ -4,7 +4,12 @@
 * :data:`causal_tile_skip` — the condition under which a causal tile is never loaded.
 * :data:`kernel_rescale_line` — the missing line of the Triton forward kernel: the learner's
   function is plugged into ``_flash_attention_fwd_kernel`` (as its ``RESCALE`` argument) and the
-  kernel's output is compared with :func:`attention_ref`.
+  kernel's output is compared with :func:`attention_ref`. Needs the triton package; without it
+  the check says it is skipped.
+
+Each solution is the mechanism written out, never a call of the function taught
+(``merge_states``, ``causal_tile_skipped``, ``rescale_accumulator``); ``tests/test_attention_exercises.py``
+checks each against the library.
 
 Notebook: ``09_flash_attention`` §6. Tests: ``tests/test_attention_exercises.py``.
 """
@@ -22,9 +27,7 @@ from typing import Any
 
 import torch
 
-from course_lib.attention.online_softmax import SoftmaxState, merge_states
 from course_lib.attention.reference import attention_ref
-from course_lib.attention.tiling import causal_tile_skipped
 from course_lib.exercises import Exercise, Result, randn
 from course_lib.runtime import triton_available, triton_device, triton_mode
 
@@ -32,15 +35,12 @@ from course_lib.runtime import triton_available, triton_device, triton_mode
 
 
 def _merge_solution(m1, l1, acc1, m2, l2, acc2):
-    m = torch.maximum(m1, m2)
-    m_safe = torch.where(torch.isinf(m), torch.zeros_like(m), m)  # both empty: avoid -inf - -inf
-    a, b = torch.exp(m1 - m_safe), torch.exp(m2 - m_safe)
-    return m, a * l1 + b * l2, a[..., None] * acc1 + b[..., None] * acc2
-
-
-def _merge_reference(m1, l1, acc1, m2, l2, acc2):
-    s = merge_states(SoftmaxState(m1, l1, acc1), SoftmaxState(m2, l2, acc2))
-    return s.m, s.l, s.acc
+    m = torch.maximum(m1, m2)  # the new running max
+    # exp(s - m1) = exp(s - m) · exp(m1 - m): each old sum is rescaled by a factor <= 1.
+    # Both empty (m = -inf): subtract 0 instead, or exp(-inf - -inf) = nan; their sums are 0 anyway.
+    m_safe = torch.where(m == float("-inf"), torch.zeros_like(m), m)
+    a, b = torch.exp(m1 - m_safe), torch.exp(m2 - m_safe)  # (R,) each
+    return m, a * l1 + b * l2, a[..., None] * acc1 + b[..., None] * acc2  # acc: (R, D), so [..., None]
 
 
 def _random_state(rng: random.Random, rows: int, d: int) -> dict[str, torch.Tensor]:
@@ -68,7 +68,7 @@ merge_softmax_states = Exercise(
         Shapes: m, l are Tensor[R] (one entry per row), acc is Tensor[R, D]; float64.
         An empty state has m = -inf, l = 0, acc = 0; merging with it must not produce nan.
     """,
-    reference=_merge_reference,
+    reference=_merge_solution,
     edge_cases=[
         {"m1": torch.tensor([0.0], dtype=torch.float64), "l1": torch.tensor([1.0], dtype=torch.float64),
          "acc1": torch.tensor([[2.0]], dtype=torch.float64), "m2": torch.tensor([0.0], dtype=torch.float64),
@@ -97,7 +97,9 @@ merge_softmax_states = Exercise(
 
 
 def _skip_reference(i: int, j: int, block_m: int, block_n: int) -> bool:
-    return causal_tile_skipped(i, j, block_m, block_n)
+    first_key = j * block_n  # the tile's leftmost key column
+    last_query = (i + 1) * block_m - 1  # its bottom query row
+    return first_key > last_query  # even the earliest key comes after the latest query: nothing visible
 
 
 def _random_skip_case(rng: random.Random) -> dict[str, int]:
