@@ -180,3 +180,23 @@ def test_roi_pooling_lags_a_moving_box_and_roi_align_follows_it():
     errors = shift_errors(max_shift=16)
     assert max(errors["RoI pooling"]) > 0.5
     assert max(errors["RoI Align (aligned=True)"]) < 1e-9 and max(errors["RoI Align (aligned=False)"]) < 1e-9
+
+
+def test_average_precision_by_hand():
+    """VOC all-point AP: TP, FP (no overlap), TP -> precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1: AP = 5/6;
+    a second detection of a matched box is a false positive; nothing detected is AP 0; no gt is nan."""
+    from course_lib.detection.experiment import average_precision
+
+    gt = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]])}]
+    det = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60], [21, 21, 30, 30]]),
+            "scores": torch.tensor([0.9, 0.8, 0.7])}]
+    assert average_precision(det, gt) == pytest.approx(5 / 6)
+    dup = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10]]), "scores": torch.tensor([0.9, 0.8])}]
+    assert average_precision(dup, gt) == pytest.approx(0.5)  # recall 1/2 at precision 1, then a FP
+    assert average_precision([{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0)}], gt) == 0.0
+    perfect = [{"boxes": gt[0]["boxes"], "scores": torch.tensor([0.5, 0.5])}]
+    assert average_precision(perfect, gt) == 1.0
+    assert average_precision(det, gt, iou_threshold=0.9) == pytest.approx(0.5 * 1.0)  # (21..30) has IoU 0.81
+    assert math.isnan(average_precision(det, [{"boxes": torch.zeros(0, 4)}]))
+    with pytest.raises(ValueError, match="one entry per image"):
+        average_precision(det, gt * 2)

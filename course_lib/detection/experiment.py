@@ -1,5 +1,5 @@
 """The chapter's experiments: RoI pooling vs RoI Align on a moving box, ``aligned=True``'s half-pixel
-bias, and a tiny torchvision Faster R-CNN trained on synthetic rectangles.
+bias, and a tiny torchvision Faster R-CNN trained on synthetic rectangles and measured by AP@0.5.
 
 * :func:`shift_errors` — a feature map that is a linear ramp ``f(y, x) = x`` (in cells), a box slid
   right one image pixel at a time: every bin should then grow by exactly ``shift / stride``.
@@ -12,7 +12,8 @@ bias, and a tiny torchvision Faster R-CNN trained on synthetic rectangles.
 * :func:`tiny_faster_rcnn`, :func:`rectangles`, :func:`train_tiny_detector` — torchvision's
   ``FasterRCNN`` with a 4-layer backbone (stride 16, random initialisation: nothing is
   downloaded) and a few SGD steps on 128×128 images of coloured rectangles, recording the four
-  losses.
+  losses; :func:`average_precision` (AP@0.5, PASCAL VOC's all-point rule) measures it on held-out
+  images once it has trained long enough to detect.
 
 Reached as ``course_lib.detection.experiment.<name>`` (not re-exported by the package).
 Notebook: ``07_faster_rcnn`` §5–6. Tests: ``tests/test_detection_roi.py``.
@@ -171,3 +172,56 @@ def train_tiny_detector(model: nn.Module, steps: int, gen: torch.Generator,
         optimizer.step()
         history.append({k: v.item() for k, v in losses.items()})
     return history
+
+
+@export("detection.experiment.average_precision")
+def average_precision(detections: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]],
+                      iou_threshold: float = 0.5) -> float:
+    """AP at one IoU threshold for one class (PASCAL VOC's all-point interpolation).
+
+    Every detection, over all images, is visited by decreasing score; it is a true positive when its
+    best-overlapping ground-truth box in the same image has IoU ≥ ``iou_threshold`` and was not
+    matched by a higher-scored detection, else a false positive. AP is the area under the
+    precision–recall curve after making precision non-increasing (``p(r) = max_{r' ≥ r} p(r')``).
+
+    Args:
+        detections: per image ``{"boxes": Tensor[D, 4], "scores": Tensor[D]}`` (a model's output).
+        targets: per image ``{"boxes": Tensor[G, 4]}``.
+        iou_threshold: 0.5 for AP@0.5.
+
+    Returns:
+        AP in [0, 1]; ``nan`` when there is no ground-truth box at all (recall undefined).
+    """
+    from course_lib.detection.boxes import box_iou
+
+    if len(detections) != len(targets):
+        raise ValueError(f"detections and targets must have one entry per image; got {len(detections)} and "
+                         f"{len(targets)}")
+    threshold = _checks.real("iou_threshold", iou_threshold, minimum=0.0, maximum=1.0)
+    n_gt = sum(len(t["boxes"]) for t in targets)
+    if n_gt == 0:
+        return float("nan")
+    found = []  # (score, is true positive)
+    for det, tgt in zip(detections, targets):
+        order = torch.sort(det["scores"], descending=True, stable=True).indices
+        boxes, gt = det["boxes"][order], tgt["boxes"]
+        taken = torch.zeros(len(gt), dtype=torch.bool)
+        iou = box_iou(boxes, gt) if len(gt) else torch.zeros(len(boxes), 0)  # (D, G)
+        for d in range(len(boxes)):
+            hit = False
+            if len(gt):
+                best, g = iou[d].max(0)
+                hit = bool(best >= threshold) and not bool(taken[g])
+                if hit:
+                    taken[g] = True
+            found.append((det["scores"][order[d]].item(), hit))
+    found.sort(key=lambda f: -f[0])  # Python's sort is stable: ties keep image order
+    tp = torch.tensor([float(h) for _, h in found]).cumsum(0)  # (D_total,)
+    precision = tp / torch.arange(1, len(found) + 1)
+    recall = tp / n_gt
+    # all-point interpolation: precision made non-increasing, integrated over recall steps
+    r = torch.cat([torch.zeros(1), recall, torch.ones(1)])
+    p = torch.cat([torch.zeros(1), precision, torch.zeros(1)])
+    p = torch.flip(torch.cummax(torch.flip(p, [0]), 0).values, [0])
+    steps = torch.where(r[1:] != r[:-1])[0]
+    return float(((r[steps + 1] - r[steps]) * p[steps + 1]).sum())
