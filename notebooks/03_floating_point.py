@@ -17,8 +17,18 @@
 # the memory and the memory traffic, and GPUs multiply FP16/BF16 matrices many times faster than
 # FP32 ones. The price is range and precision: FP16 cannot hold a number above 65504 or a
 # gradient below 6·10⁻⁸, and it cannot tell 1000 from 1000.2. This chapter opens the formats up
-# bit by bit, then builds the two tricks that make 16-bit training work — **loss scaling** and
-# **FP32 master weights** — and compares them with `torch.autocast` in an experiment.
+# bit by bit, then builds the three techniques of *Mixed Precision Training* (Micikevicius et al.,
+# 2018) that make 16-bit training work — **FP32 master weights**, **loss scaling** and **FP32
+# accumulation** — and compares them with `torch.autocast` in an experiment.
+#
+# **You will be able to**
+# 1. decode and encode a float from its sign, exponent and mantissa bits, by hand and in code;
+# 2. predict a format's range, precision and the spacing of its values near any number;
+# 3. explain why FP16 gradients underflow and weight updates vanish, and measure both;
+# 4. use dynamic loss scaling (with several optimizers and gradient clipping), FP32 master weights
+#    and FP32 accumulation, and say which of them BF16 and FP8 still need.
+#
+# **Prerequisites:** chapter 1 (gradients, SGD), binary numbers. **Time:** about 90 minutes.
 #
 # Everything here is in `course_lib.numerics`; its tests compare it with PyTorch on every 16-bit
 # and 8-bit pattern and with `torch.amp.GradScaler`.
@@ -39,13 +49,13 @@ if "google.colab" in sys.modules:
     subprocess.run([*pip, *names], check=True)
 
 # %%
-import inspect
 import math
 
 import matplotlib.pyplot as plt
 import torch
 
 from course_lib import runtime
+from course_lib.source import show_source
 
 # The models here are tiny: one thread is faster than several fighting over small matrices.
 torch.set_num_threads(1)
@@ -90,7 +100,7 @@ plt.show()
 # %%
 from course_lib.numerics import formats
 
-print(inspect.getsource(formats._decode_fields))
+show_source(formats._decode_fields)
 
 # %% [markdown]
 # The check against PyTorch: decode **every** FP16 and BF16 bit pattern (65,536 each) and every FP8
@@ -147,21 +157,18 @@ assert constants("bf16").max > 3e38 and constants("fp8_e4m3").max == 448
 # %%
 from course_lib.numerics import codec
 
-print(inspect.getsource(codec.encode))
+show_source(codec.encode)
 
 # %% [markdown]
 # Between 2048 and 4096 FP16 values are 2 apart, so 2049 and 2051 are both ties: 2049 goes down to
-# 2048, 2051 up to 2052 (the even mantissas). Overflow differs by format, as in torch: FP16 and
-# E5M2 round to infinity, while torch's `float8_e4m3fn` cast **saturates** — everything beyond 448,
-# even infinity, becomes 448. (Older torch versions returned NaN there instead, the OCP spec's
-# non-saturating conversion; `course_lib` follows the torch installed here, and the cell below
-# would fail if they disagreed.)
+# 2048, 2051 up to 2052 (the even mantissas). FP16 and E5M2 round an overflow to infinity. The
+# cell compares `round_to` with torch's cast on every case that does not overflow E4M3.
 
 # %% tags=["nbval-check-output"]
 from course_lib.numerics import round_to
 
 cases = [(2049.0, "fp16"), (2051.0, "fp16"), (65519.0, "fp16"), (65520.0, "fp16"), (1e-8, "fp16"),
-         (3e-8, "fp16"), (0.1, "bf16"), (500.0, "fp8_e4m3"), (math.inf, "fp8_e4m3"), (61440.0, "fp8_e5m2")]
+         (3e-8, "fp16"), (0.1, "bf16"), (448.0, "fp8_e4m3"), (61440.0, "fp8_e5m2")]
 lines = []
 for value, name in cases:
     ours = round_to(value, name)
@@ -171,18 +178,59 @@ for value, name in cases:
 print("\n".join(lines))
 
 # %% [markdown]
+# **E4M3 has no infinity, so what does an overflow become?** That is a *convention*, and PyTorch
+# changed it: torch 2.11 (Colab's runtime) rounds to nearest and lets an overflow land on the NaN
+# pattern — every value above 464 (448 plus half a gap), and ±∞, becomes NaN, as the OCP FP8
+# spec's non-saturating conversion does. torch 2.14 **saturates**: everything beyond 448, ±∞
+# included, becomes ±448. `course_lib` states one convention — saturation, whatever torch is
+# installed — and `encode(..., overflow="nan")` applies the other.
+# `course_lib.numerics.torch_cast_overflow` asks the installed torch which one it uses:
+
+# %% tags=["nbval-check-output"]
+from course_lib.numerics import torch_cast_overflow
+
+probe = [448.0, 464.0, 465.0, 500.0, math.inf]
+print(f"{'value':>7} {'saturate (course_lib)':>22} {'nan (torch <= 2.11)':>20}")
+for value in probe:
+    print(f"{value:>7} {round_to(value, 'fp8_e4m3')!r:>22} {round_to(value, 'fp8_e4m3', overflow='nan')!r:>20}")
+assert round_to(500.0, "fp8_e4m3") == 448.0 and math.isnan(round_to(500.0, "fp8_e4m3", overflow="nan"))
+assert round_to(464.0, "fp8_e4m3", overflow="nan") == 448.0  # the tie goes to the even mantissa, 448
+
+# %%
+installed = torch_cast_overflow("fp8_e4m3")  # this cell's output depends on the torch installed
+theirs = torch.tensor(probe).to(torch.float8_e4m3fn).float().tolist()
+print(f"torch {torch.__version__}: float8_e4m3fn overflow convention = {installed!r}; casts {probe} to {theirs}")
+for value, t in zip(probe, theirs):  # the library under torch's own convention agrees with torch
+    ours = round_to(value, "fp8_e4m3", overflow=installed)
+    assert ours == t or (math.isnan(ours) and math.isnan(t)), value
+
+# %% [markdown]
 # ## The spacing of representable values
 #
 # Within one binade $[2^e, 2^{e+1})$ a format has $2^M$ evenly spaced values, so the gap is
-# $2^{e-M}$: it doubles with every power of two. Near 1000 FP16 values are 0.5 apart; BF16 values
-# are 4 apart; FP8 E5M2 values 64 apart (`course_lib.numerics.neighbours` lists them). The number
-# line below is `course_lib.numerics.number_line_view`.
+# $2^{e-M}$: it doubles with every power of two. `course_lib.numerics.neighbours` lists the values
+# around 1000; the gaps below and above 1024 (where E5M2's gap doubles) are computed from them.
 
 # %% tags=["nbval-check-output"]
 from course_lib.numerics import neighbours, number_line_view
 
+
+def gap(x: float, name: str) -> float:
+    """The distance between the two representable values of ``name`` that bracket ``x``."""
+    values = neighbours(x, name, 2)
+    return min(v for v in values if v > x) - max(v for v in values if v <= x)
+
+
 print("\n".join(f"{name:<9} {neighbours(1000.0, name, 2)}" for name in ("fp16", "bf16", "fp8_e5m2")))
-assert neighbours(1000.0, "fp16", 1) == [999.5, 1000.0, 1000.5]
+gaps = {name: (gap(1000.0, name), gap(1100.0, name)) for name in ("fp16", "bf16", "fp8_e5m2")}
+print("\n".join(f"{name:<9} gap below 1024: {lo:g}, above 1024: {hi:g}" for name, (lo, hi) in gaps.items()))
+assert gaps["fp16"] == (0.5, 1.0) and gaps["bf16"] == (4.0, 8.0) and gaps["fp8_e5m2"] == (128.0, 256.0)
+
+# %% [markdown]
+# Near 1000, FP16 values are 0.5 apart (1 above 1024), BF16 values 4 apart (8 above), and FP8
+# E5M2 values 128 apart below 1024 and 256 above — the gaps printed and asserted above. The
+# number line is `course_lib.numerics.number_line_view`; it draws a format whose values are too
+# dense to show one by one as a band, which stops at the format's largest value.
 
 # %%
 view = number_line_view(1000.0, 3)  # a View: the figure and a caption with the numbers
@@ -203,6 +251,44 @@ for _ in range(1000):
 print(f"after 1000 updates of {update}: FP16 weight {w16.item()}, FP32 weight {w32.item():.4f}")
 assert w16.item() == 1.0 and abs(w32.item() - 1.1) < 1e-3
 
+# %% [markdown]
+# BF16 has FP32's range but only 8 bits of precision, so its gaps are **8 times wider** than
+# FP16's: at $w = 1$ the gap is $2^{-7}$ and every update below $2^{-8} \approx 3.9\cdot10^{-3}$
+# vanishes. An update of $10^{-3}$, which FP16 still applies (rounded to one FP16 gap), does
+# nothing to a BF16 weight. BF16 therefore needs FP32 master weights *more* than FP16 does:
+
+# %% tags=["nbval-check-output"]
+update = 1e-3
+weights = {dtype: torch.tensor(1.0, dtype=dtype) for dtype in (torch.bfloat16, torch.float16, torch.float32)}
+for _ in range(1000):
+    for w in weights.values():
+        w += update
+final = {str(dtype).removeprefix("torch."): w.item() for dtype, w in weights.items()}
+print(f"1.0 + 1000 updates of {update}: " + ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
+assert final["bfloat16"] == 1.0  # every update rounded away
+assert 1.97 < final["float16"] < 1.99  # each update rounded to one FP16 gap, 2^-10 ≈ 0.000977
+assert abs(final["float32"] - 2.0) < 1e-3
+
+# %% [markdown]
+# The same rounding hits **sums**. A matrix multiply adds thousands of products; if the running
+# sum is kept in FP16, each addend is rounded to the sum's gap, and once the sum is large the
+# small addends vanish — the sum *stagnates*. Micikevicius et al.'s third technique is to
+# accumulate FP16 products into an **FP32** sum and round once at the end (what tensor cores do,
+# and what torch's FP16 `sum` and `matmul` do on the CPU). Measured: 10 000 FP16 values of 0.1,
+# added one at a time into an FP16 and into an FP32 accumulator:
+
+# %% tags=["nbval-check-output"]
+addends = torch.full((10_000,), 0.1, dtype=torch.float16)  # each is 0.0999755859375 in FP16
+acc16, acc32 = torch.tensor(0.0, dtype=torch.float16), torch.tensor(0.0)
+for a in addends:
+    acc16 += a  # the sum rounded to FP16 after every addition
+    acc32 += a.float()  # FP32 accumulation
+exact = 10_000 * addends[0].double().item()
+print(f"exact {exact:.3f}; FP16 accumulator {acc16.item():.3f}; FP32 accumulator {acc32.item():.3f}; "
+      f"torch's FP16 sum {addends.sum().item():.3f}")
+assert acc16.item() == 256.0  # at 256 the gap is 0.25 and 0.1 < half of it: every later addition is lost
+assert abs(acc32.item() - exact) / exact < 1e-4
+assert abs(addends.sum().item() - exact) <= 0.5  # torch's sum: FP32 inside, one rounding to FP16 (gap 0.5)
 # %% [markdown]
 # ## Why FP16 gradients underflow
 #
@@ -272,7 +358,7 @@ assert late[0] > 0.01 and late[2] < late[0] / 10  # scaling by 2^16 rescues most
 # %%
 from course_lib.numerics import DynamicLossScaler, update_scale
 
-print(inspect.getsource(update_scale))
+show_source(update_scale)
 
 # %% [markdown]
 # `DynamicLossScaler` wraps the rule in GradScaler's interface (`scale`, `step`, `update`). The
@@ -308,6 +394,42 @@ assert ours == reference
 print(f"scales:  {ours[0]}\nskipped: {ours[1]}")
 
 # %% [markdown]
+# **Several optimizers, and clipping.** One scale serves the whole model, but the bookkeeping is
+# *per optimizer*, as in GradScaler: `unscale_(opt)` divides one optimizer's gradients by the
+# scale (once per iteration) so you can clip them at their true size; `step(opt)` unscales it if
+# you did not, and skips *that* optimizer's step if its gradients hold an inf/NaN; `update()`
+# backs off if any optimizer found one. Below, two parameters with their own SGD (lr 1) and a
+# scale of 4: the gradient of `p0 + p1` is 1 for each. In the second iteration `p1`'s gradient
+# overflows. Both scalers, step by step:
+
+# %% tags=["nbval-check-output"]
+def two_optimizers(scaler):
+    p0, p1 = nn.Parameter(torch.tensor(1.0)), nn.Parameter(torch.tensor(1.0))
+    o0, o1 = torch.optim.SGD([p0], lr=1.0), torch.optim.SGD([p1], lr=1.0)
+    history = []
+    for overflow in (False, True):
+        o0.zero_grad()
+        o1.zero_grad()
+        scaler.scale(p0 + p1).backward()  # both gradients are 4 = scale x 1
+        if overflow:
+            p1.grad.fill_(math.inf)
+        scaler.unscale_(o0)  # o0's gradients at their true size: clip them
+        nn.utils.clip_grad_norm_([p0], max_norm=0.5)
+        scaler.step(o0)
+        scaler.step(o1)  # unscales o1 itself; skips it if its gradient is inf/NaN
+        scaler.update()
+        history.append((p0.item(), p1.item(), scaler.get_scale()))
+    return history
+
+
+ours = two_optimizers(DynamicLossScaler(init_scale=4.0))
+reference = two_optimizers(torch.amp.GradScaler("cpu", init_scale=4.0))
+assert ours == reference  # bit for bit, iteration by iteration
+rounded = [tuple(round(v, 4) for v in row) for row in ours]  # clip_grad_norm_ divides by norm + 1e-6
+assert rounded == [(0.5, 0.0, 4.0), (0.0, 0.0, 2.0)]  # p1 kept its value in the overflow iteration
+print("(p0, p1, scale) after each iteration:", rounded)
+
+# %% [markdown]
 # ## Master weights, and autocast
 #
 # The recipe of Micikevicius et al. (2018): keep the model in FP16 for the forward and backward
@@ -318,17 +440,34 @@ print(f"scales:  {ours[0]}\nskipped: {ours[1]}")
 # %%
 from course_lib.numerics import MasterWeights, autocast_dtype
 
-print(inspect.getsource(MasterWeights))
+show_source(MasterWeights)
 
 # %% [markdown]
-# The other path is `torch.autocast`: weights stay FP32, and inside the context matrix multiplies
-# run in a 16-bit type while reductions and the loss stay in FP32. `autocast_dtype` picks
+# The other path is `torch.autocast`: weights stay FP32, and inside the context ops on autocast's
+# lower-precision list (matrix multiplies, convolutions) run in a 16-bit type, ops on its FP32 list
+# are promoted, and every other op runs in the dtype of its inputs. `autocast_dtype` picks
 # **bfloat16 on the CPU** and **float16 on CUDA** (which then also needs the loss scaler). BF16
-# has FP32's exponent, so it needs no loss scaling at all.
+# has FP32's exponent, so it needs no loss scaling. Which dtype does each op of a classifier's
+# loss come out in? The lists differ between CPU and CUDA autocast, so the cell asks this torch:
 
 # %%
 print("autocast here uses", autocast_dtype())
 assert autocast_dtype() == (torch.bfloat16 if runtime.device().type == "cpu" else torch.float16)
+device = runtime.device()
+x, w = torch.randn(8, 16, device=device), torch.randn(16, 10, device=device)
+target = torch.zeros(8, dtype=torch.long, device=device)
+with torch.autocast(device.type, dtype=autocast_dtype()):
+    logits = x @ w
+    outputs = {"matmul": logits, "sum": logits.sum(), "log_softmax": torch.log_softmax(logits, -1),
+               "softmax": torch.softmax(logits, -1), "cross_entropy": nn.functional.cross_entropy(logits, target)}
+print("\n".join(f"{op:<14} {str(out.dtype).removeprefix('torch.')}" for op, out in outputs.items()))
+assert outputs["matmul"].dtype == autocast_dtype()  # the op autocast exists for
+
+# %% [markdown]
+# On the CPU autocast of the torch installed here, the table shows which reductions stay in
+# BF16: a `sum` or `log_softmax` of a BF16 tensor is *not* promoted unless the op is on the FP32
+# list. So "autocast keeps reductions in FP32" is not a rule to rely on: if a loss or statistic
+# needs FP32, cast to it (`logits.float()`) before reducing.
 
 # %% [markdown]
 # ## The experiment: one model, four precisions
@@ -449,7 +588,7 @@ line.controls["value"].value = 1000.0
 # ### 1. Decode FP8 E5M2 by hand
 
 # %%
-from course_lib.numerics.exercises import bf16_rounding, decode_e5m2, fp16_spacing, loss_scale_rule
+from course_lib.numerics.exercises import bf16_rounding, decode_e5m2, encode_format, fp16_spacing, loss_scale_rule
 
 decode_e5m2.show();
 
@@ -462,7 +601,32 @@ def my_decode_e5m2(bits):
 decode_e5m2.check(my_decode_e5m2);
 
 # %% [markdown]
-# ### 2. The spacing of FP16 values near x
+# ### 2. Encode a value into any IEEE format, from the bits
+#
+# The chapter's central mechanism: write the encoder yourself. The check compares your patterns
+# with the reference on the formats of `course_lib.numerics.FORMATS`; the cell after it plugs your
+# encoder into the library's `decode` to round a few values through it.
+
+# %%
+encode_format.show();
+
+
+# %%
+def my_encode(value, fmt):
+    raise NotImplementedError  # your code here
+
+
+result = encode_format.check(my_encode)
+
+# %%
+if result.passed:  # your encoder inside the library's machinery: decode(my_encode(x)) is round_to(x)
+    for value, name in [(0.1, "fp16"), (1000.0, "fp8_e5m2"), (1e-7, "fp16"), (70000.0, "fp16")]:
+        mine = decode(my_encode(value, FORMATS[name]), name)
+        assert mine == round_to(value, name)
+        print(f"{value!r:>8} → {name:<9} {mine!r}")
+
+# %% [markdown]
+# ### 3. The spacing of FP16 values near x
 
 # %%
 fp16_spacing.show();
@@ -476,7 +640,7 @@ def my_fp16_spacing(x):
 fp16_spacing.check(my_fp16_spacing);
 
 # %% [markdown]
-# ### 3. Round FP32 to BF16 with integer arithmetic
+# ### 4. Round FP32 to BF16 with integer arithmetic
 
 # %%
 bf16_rounding.show();
@@ -490,7 +654,7 @@ def my_to_bf16(bits):
 bf16_rounding.check(my_to_bf16);
 
 # %% [markdown]
-# ### 4. The dynamic loss-scale rule
+# ### 5. The dynamic loss-scale rule
 
 # %%
 loss_scale_rule.show();
@@ -511,12 +675,19 @@ loss_scale_rule.check(my_next_scale);
 #
 # * A float is sign, exponent and mantissa; range comes from the exponent bits, precision from the
 #   mantissa bits. `course_lib.numerics.constants` derives both from the bits and equals `torch.finfo`.
-# * Rounding is to nearest, ties to even. Overflow gives ±∞, except torch's `float8_e4m3fn` cast,
-#   which saturates at ±448.
+# * Rounding is to nearest, ties to even. Overflow gives ±∞ in IEEE formats; E4M3 has no ∞ and
+#   its overflow is a convention that changed between torch versions (NaN in 2.11, saturation at
+#   ±448 in 2.14); `course_lib` saturates and `torch_cast_overflow` tells what torch does.
+# * The gap between values doubles every power of two (E5M2 near 1000: 128, then 256 above 1024).
 # * FP16 loses small gradients (below $2^{-25}$ they become 0) and small weight updates (below
-#   half an ulp). Loss scaling shifts gradients into range; FP32 master weights keep the updates.
-#   The dynamic scaler (`DynamicLossScaler`, GradScaler's rule) finds the scale on its own.
-# * BF16 has FP32's range and needs neither trick for range — the CPU autocast dtype here.
+#   half a gap). The three techniques of Micikevicius et al.: loss scaling shifts gradients into
+#   range; FP32 master weights keep the updates; FP32 accumulation keeps long sums from
+#   stagnating (an FP16 running sum of 0.1s stops at 256). The dynamic scaler
+#   (`DynamicLossScaler`, GradScaler's per-optimizer protocol) finds the scale on its own.
+# * BF16 has FP32's range, so it needs no loss scaling — but with 8 bits of precision it needs
+#   FP32 master weights and FP32 accumulation even more than FP16 (1.0 + 1000 × 10⁻³ stays 1.0).
+# * CPU autocast runs matmuls in BF16 and leaves many reductions in BF16: cast before reducing
+#   when a result needs FP32.
 #
 # **References.** IEEE 754-2019. P. Micikevicius et al., *Mixed Precision Training*, ICLR 2018.
 # P. Micikevicius et al., *FP8 Formats for Deep Learning*, 2022. D. Kalamkar et al., *A Study of
