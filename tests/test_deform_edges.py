@@ -207,3 +207,35 @@ def test_bilinear_sample_special_values_match_torchvision(pixels, y, x):
     offset = torch.tensor([y, x], dtype=torch.float64).reshape(1, 2, 1, 1) + 1.0  # tap (0, 0) reads (1 + y, 1 + x)
     theirs = tvo.deform_conv2d(img, offset, torch.ones(1, 1, 1, 1, dtype=torch.float64), stride=3)  # one output
     torch.testing.assert_close(ours.reshape(()), theirs.reshape(()), atol=1e-12, rtol=1e-12, equal_nan=True)
+
+
+# --- the modulation mask: the paper's range and the course's ------------------------------------------------
+
+
+def test_mask_ranges_paper_and_course():
+    """The paper's Δm = sigmoid ∈ [0, 1] starts at 0.5 (a fresh layer is half a conv); the course's
+    default 2·sigmoid ∈ (0, 2) starts at 1 (a fresh layer is exactly the conv). deform_conv2d itself
+    takes any real mask, as torchvision does."""
+    import torch.nn.functional as F
+
+    from course_lib.deform import DeformConv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 7, 7, dtype=torch.float64)
+    course, paper = DeformConv2d(4, 3, 3, padding=1).double(), DeformConv2d(4, 3, 3, padding=1, mask_scale=1.0).double()
+    paper.load_state_dict(course.state_dict())
+    plain = F.conv2d(x, course.weight, course.bias, padding=1)
+    torch.testing.assert_close(course(x), plain)
+    torch.testing.assert_close(paper(x), 0.5 * (plain - course.bias[:, None, None]) + course.bias[:, None, None])
+    with torch.no_grad():
+        for layer in (course, paper):
+            layer.offset_conv.weight.normal_(0, 3.0)  # large logits: the mask approaches its bounds
+    (_, m_course), (_, m_paper) = course.offsets_and_mask(x), paper.offsets_and_mask(x)
+    # (sigmoid rounds to exactly 0 or 1 for large logits: the closed ranges hold in floating point)
+    assert 0 <= m_course.min() and m_course.max() <= 2 and m_course.max() > 1.9
+    assert 0 <= m_paper.min() and m_paper.max() <= 1 and m_paper.max() > 0.95
+    args = _tv_args(2, True)
+    args["mask"] = 3 * args["mask"]  # negative and > 1: no clamp, in either library
+    assert args["mask"].min() < 0 and args["mask"].max() > 1
+    torch.testing.assert_close(deform_conv2d(**args), tvo.deform_conv2d(**args), atol=1e-12, rtol=1e-10)
+    assert "mask_scale=1.0" in repr(paper)

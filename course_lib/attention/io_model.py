@@ -102,7 +102,7 @@ def flash_attention_io(
     Args:
         n: sequence length N.
         d: head dimension.
-        sram_bytes: on-chip memory M, in bytes (e.g. 100 KiB of an A100 SM's 192 KiB).
+        sram_bytes: on-chip memory M, in bytes (e.g. 100 KiB of the 164 KiB of shared memory an A100 SM offers).
         bytes_per_element: 2 (fp16/bf16) or 4 (fp32).
         variant: ``"fa1"`` (Algorithm 1, K/V outer loop) or ``"fa2"`` (Q outer loop).
 

@@ -3,7 +3,8 @@
 A convolution reads a fixed grid around each output position. A *deformable* convolution
 (Dai et al., 2017, https://arxiv.org/abs/1703.06211) adds a learned 2-D offset ``Δp_k`` to each
 of the K = kh·kw kernel taps, per output position, and DCNv2 (Zhu et al., 2019,
-https://arxiv.org/abs/1811.11168) also scales each tap by a learned mask ``Δm_k ∈ [0, 1]``:
+https://arxiv.org/abs/1811.11168) also scales each tap by a learned *modulation* ``Δm_k`` (in the
+paper a sigmoid, so in [0, 1]; :func:`deform_conv2d` takes any real mask, as torchvision does):
 
     out[b, o, y, x] = bias[o] + Σ_c Σ_k  w[o, c, k] · Δm_k · in[b, c](p_k)
     p_k = (y·stride_h - pad_h + i·dil_h + Δy_k,  x·stride_w - pad_w + j·dil_w + Δx_k),  k = i·kw + j
@@ -25,9 +26,12 @@ as ``Tensor[groups, C_out/groups, C_in/groups·K]``. Autograd derives all five g
 Differences from torchvision: no hand-written backward and no ``n_parallel_imgs`` chunking, so
 the columns of the whole batch are held in memory (``B·C_in·K·L`` values, ×4 corners for
 backward). :class:`DeformConv2d` predicts its own offsets and masks with a zero-initialised conv
-(as in DCNv2), where torchvision's module takes them as arguments; the mask is ``2·sigmoid``
-so that the fresh module is *exactly* the plain convolution (the paper's ``sigmoid`` starts at
-0.5). Limitations: slower than torchvision's kernels; 2-D only.
+(as in DCNv2), where torchvision's module takes them as arguments. **The mask differs from the
+paper on purpose**: the paper's ``Δm = sigmoid(·)`` lies in [0, 1] and starts at 0.5, so a fresh
+DCNv2 layer computes *half* the plain convolution; here ``Δm = 2·sigmoid(·)`` lies in (0, 2) and
+starts at 1, so a fresh layer is *exactly* the plain convolution and can replace one in a trained
+network without changing it (``tests/test_deform_edges.py`` pins both ranges). Pass
+``mask_scale=1.0`` for the paper's mask. Limitations: slower than torchvision's kernels; 2-D only.
 
 Notebook: ``08_deformable_conv`` §3. Tests: ``tests/test_deform.py``.
 """
@@ -209,14 +213,16 @@ class DeformConv2d(nn.Module):
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias: as in
             ``nn.Conv2d`` / ``torchvision.ops.DeformConv2d``.
         offset_groups: how many independent offset fields (each used by ``in_channels / offset_groups`` channels).
-        modulated: predict DCNv2 masks (``2·sigmoid``, 1 at the start); ``False`` is DCNv1.
+        modulated: predict DCNv2 masks; ``False`` is DCNv1.
+        mask_scale: the mask is ``mask_scale · sigmoid(logits)``: 2.0 (default) starts at 1, a plain
+            conv; 1.0 is the paper's mask in [0, 1], starting at 0.5.
 
     Shapes: ``forward(x (Tensor[B, in_channels, H, W])) -> Tensor[B, out_channels, H_out, W_out]``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: IntPair = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
-                 offset_groups: int = 1, modulated: bool = True) -> None:
+                 offset_groups: int = 1, modulated: bool = True, mask_scale: float = 2.0) -> None:
         super().__init__()
         in_channels = _checks.integer("in_channels", in_channels, minimum=1)
         out_channels = _checks.integer("out_channels", out_channels, minimum=1)
@@ -231,6 +237,7 @@ class DeformConv2d(nn.Module):
         self.stride, self.padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
         self.dilation = _pair("dilation", dilation, 1)
         self.in_channels, self.offset_groups, self.modulated = in_channels, offset_groups, bool(modulated)
+        self.mask_scale = _checks.real("mask_scale", mask_scale, minimum=0, open_min=True)
         conv = nn.Conv2d(in_channels, out_channels, self.kernel_size, groups=groups, bias=bias)  # for its init
         self.weight = conv.weight  # (C_out, C_in/groups, kh, kw)
         self.bias = conv.bias
@@ -246,7 +253,7 @@ class DeformConv2d(nn.Module):
         n_offset = 2 * self.offset_groups * self.kernel_size[0] * self.kernel_size[1]
         if not self.modulated:
             return out, None
-        return out[:, :n_offset], 2 * torch.sigmoid(out[:, n_offset:])
+        return out[:, :n_offset], self.mask_scale * torch.sigmoid(out[:, n_offset:])  # see the module docstring
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset, mask = self.offsets_and_mask(x)
@@ -255,4 +262,4 @@ class DeformConv2d(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.weight.shape[0]}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, "
-                f"offset_groups={self.offset_groups}, modulated={self.modulated}")
+                f"offset_groups={self.offset_groups}, modulated={self.modulated}, mask_scale={self.mask_scale}")
