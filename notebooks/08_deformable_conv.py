@@ -24,6 +24,17 @@
 # `deform_conv2d` in ~30 lines of PyTorch (gather, im2col, one matmul), checked against
 # `torchvision.ops.deform_conv2d` forward and backward → an experiment where a grid *learns* to
 # stretch → a widget to see where the kernel reads → exercises.
+#
+# **You will be able to**
+# 1. compute the bilinear weights of a fractional sampling point, and say why they make the
+#    offsets learnable;
+# 2. lay out `offset` and `mask` in torchvision's format and find where any tap reads;
+# 3. implement a deformable convolution as "sample the columns, then one matmul", equal to
+#    torchvision forward and backward, batch 0 included;
+# 4. show that a dilated convolution is a deformable one, and let gradient descent find the dilation.
+#
+# **Prerequisites:** convolutions as im2col + matmul (any CNN course), autograd (chapter 1).
+# **Time:** about 60 minutes; every cell runs on a CPU in under a minute.
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
@@ -41,14 +52,13 @@ if "google.colab" in sys.modules:
     subprocess.run([*pip, *names], check=True)
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 import torchvision.ops
 
 from course_lib import runtime
+from course_lib.source import show_source
 
 torch.set_num_threads(1)  # the ops here are tiny; on a shared CPU extra threads only spin-wait
 dev = runtime.device()
@@ -80,8 +90,9 @@ plt.show()
 # With $K = k_h k_w$ taps $p_k = (i \cdot d_h,\; j \cdot d_w)$ (dilation $d$), a convolution with
 # stride $s$ and padding $p$ computes
 # $\;\mathrm{out}(y, x) = \sum_k w_k \cdot \mathrm{in}(p_0 + p_k)$ with $p_0 = (ys - p,\; xs - p)$.
-# The deformable convolution adds an offset $\Delta p_k(y, x)$ and (DCNv2) a mask
-# $\Delta m_k(y, x) \in [0, 1]$, both **predicted from the input by a plain conv**:
+# The deformable convolution adds an offset $\Delta p_k(y, x)$ and (DCNv2) a *modulation*
+# $\Delta m_k(y, x)$ — in the paper a sigmoid, so in $[0, 1]$ (the layer of §3 uses $(0, 2)$ and
+# says why) — both **predicted from the input by a plain conv**:
 #
 # $$\mathrm{out}(y, x) = \sum_{k} w_k \cdot \Delta m_k(y, x) \cdot \mathrm{in}\big(p_0 + p_k + \Delta p_k(y, x)\big).$$
 #
@@ -99,7 +110,7 @@ plt.show()
 from course_lib.deform import bilinear_neighbours, bilinear_sample
 from course_lib.deform.sampling import _bilinear_sample
 
-print(inspect.getsource(_bilinear_sample))
+show_source(_bilinear_sample)
 
 # %% tags=["nbval-check-output"]
 img = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], dtype=torch.float64)  # a 2×2 image
@@ -128,12 +139,10 @@ assert values[5] == 0.0  # on the border of the padding: exactly zero, as torchv
 # * the weight is `(C_out, C_in/groups, kh, kw)`, as in `F.conv2d`, including weight groups.
 
 # %%
-from course_lib.deform import deform_conv2d, sampling_positions
+from course_lib.deform import deform_conv2d
+from course_lib.deform.deform_conv import _sampling_positions
 
-print(inspect.getsource(sampling_positions).split('"""')[0] + "...")
-print(inspect.getsource(sampling_positions).split('"""')[2])
-print(inspect.getsource(deform_conv2d).split('"""')[0] + "...")
-print(inspect.getsource(deform_conv2d).split('"""')[2])
+show_source(_sampling_positions, deform_conv2d)
 
 # %% [markdown]
 # There is no hand-written backward: autograd differentiates the gather (a scatter-add into
@@ -154,6 +163,8 @@ def configuration(mask: bool, seed: int = 0) -> dict:
             "mask": torch.rand(b, 3 * kh * kw, h_out, w_out, generator=gen, dtype=torch.float64) if mask else None}
     return {k: (v.to(dev).requires_grad_() if v is not None else None) for k, v in args.items()}
 
+
+from course_lib.deform import sampling_positions
 
 for use_mask in (False, True):
     args = configuration(use_mask)
@@ -194,13 +205,38 @@ assert torch.allclose(deform_conv2d(x, dilate, w, padding=1), F.conv2d(x, w, pad
 print("deform_conv2d(zero offsets) == F.conv2d;  deform_conv2d(scale-2 offsets) == F.conv2d(dilation=2)")
 
 # %% [markdown]
+# And the edges, where implementations most often part from their reference (torchvision's own
+# tests run a batch of 0 beside a batch of 33). Outside the image the corners are *replaced* by
+# zero (`torch.where`), not multiplied by a 0/1 mask: an `inf` in the pixel those corners point at
+# would otherwise turn into `inf · 0 = nan` everywhere.
+
+# %% tags=["nbval-check-output"]
+x0 = torch.zeros(0, 1, 3, 3, dtype=torch.float64)
+off0 = torch.zeros(0, 18, 1, 1, dtype=torch.float64)
+w0 = torch.ones(1, 1, 3, 3, dtype=torch.float64)
+empty = deform_conv2d(x0, off0, w0)
+assert empty.shape == torchvision.ops.deform_conv2d(x0, off0, w0).shape == (0, 1, 1, 1)
+print("batch of 0 ->", tuple(empty.shape), "as torchvision")
+x_inf = torch.arange(25, dtype=torch.float64).reshape(1, 1, 5, 5)
+x_inf[0, 0, 0, 0] = float("inf")
+far = torch.full((1, 18, 3, 3), 3.0, dtype=torch.float64)  # most taps land in the zero padding
+ours_inf, tv_inf = deform_conv2d(x_inf, far, w0), torchvision.ops.deform_conv2d(x_inf, far, w0)
+torch.testing.assert_close(ours_inf, tv_inf, equal_nan=True)
+print("inf in pixel (0, 0): outputs", [f"{v:.1f}" for v in ours_inf.flatten().tolist()], "- finite, as torchvision")
+assert torch.isfinite(ours_inf).all()
+
+# %% [markdown]
 # ### The layer
 #
 # `course_lib.deform.DeformConv2d` is the layer of the papers: a plain conv (`offset_conv`, same
 # kernel size, stride, padding and dilation) predicts the offsets and mask logits from the
-# input, then `deform_conv2d` runs. `offset_conv` starts at zero (as in DCNv2), and the mask is
-# $2\sigma(\cdot) \in (0, 2)$ (the paper's $\sigma$ would start at 0.5), so a fresh layer is
-# *exactly* a plain convolution and training bends the grid only where it helps. (torchvision's `DeformConv2d` takes the offsets as arguments instead;
+# input, then `deform_conv2d` runs. `offset_conv` starts at zero (as in DCNv2). **Here the course
+# departs from the paper on purpose:** the paper's mask is $\sigma(\cdot) \in [0, 1]$, which starts
+# at 0.5, so a fresh DCNv2 layer computes *half* the plain convolution; ours is
+# $2\sigma(\cdot) \in (0, 2)$, which starts at 1, so a fresh layer is *exactly* the plain
+# convolution — it can replace a conv of a trained network without changing its output — and
+# training bends the grid only where it helps. `mask_scale=1.0` gives the paper's mask; the cell
+# below shows both. (torchvision's `DeformConv2d` takes offsets and mask as arguments instead;
 # given ours, it computes the same.)
 
 # %%
@@ -219,6 +255,15 @@ assert torch.allclose(layer(x), tv_layer(x, offset, mask), atol=1e-12)
 print(layer)
 print(f"offsets in [{offset.min().item():.2f}, {offset.max().item():.2f}] px, "
       f"mask in [{mask.min().item():.2f}, {mask.max().item():.2f}]; same output as torchvision.ops.DeformConv2d")
+paper_layer = DeformConv2d(4, 8, 3, padding=1, offset_groups=2, mask_scale=1.0).double().to(dev)
+paper_layer.load_state_dict({k: v for k, v in layer.state_dict().items() if not k.startswith("offset_conv")},
+                            strict=False)
+plain_part = F.conv2d(x, layer.weight, padding=1)  # the conv without its bias
+paper_part = paper_layer(x) - layer.bias[:, None, None]
+fresh_ratio = (paper_part.norm() / plain_part.norm()).item()
+print(f"a fresh layer with the paper's mask (sigmoid, starts at 0.5) computes {fresh_ratio:.2f} x the plain conv; "
+      f"ours ({layer.mask_scale:g}·sigmoid) starts at exactly 1 x")
+assert torch.allclose(paper_part, 0.5 * plain_part, atol=1e-12)
 
 # %% [markdown]
 # ## 4 · Experiment: can the grid learn to stretch?
@@ -236,7 +281,7 @@ print(f"offsets in [{offset.min().item():.2f}, {offset.max().item():.2f}] px, "
 # Error is $\lVert \mathrm{out} - \mathrm{target}\rVert^2 / \lVert\mathrm{target}\rVert^2$.
 
 # %%
-from course_lib.deform import dilation_task, learn_scale, plain_conv_best_fit, scale_sweep
+from course_lib.deform.experiment import dilation_task, learn_scale, plain_conv_best_fit, scale_sweep
 
 task = dilation_task(n=16)
 plain = plain_conv_best_fit(task)
@@ -309,23 +354,24 @@ plt.show()
 #
 # ## 6 · Exercises
 #
-# Each exercise checks your function against the library on edge cases and random inputs.
-# `ex.hint()` gives a hint, `ex.solution()` shows the answer.
+# Each exercise checks your function on edge cases and random inputs against a worked solution
+# (itself tested against the library). `ex.hint()` gives a hint, `ex.solution()` shows the
+# solution — the mechanism written out, not a call of the library.
 #
 # ### Exercise 1: the bilinear weights of one point
 
 # %%
-from course_lib.deform.exercises import bilinear_weights, conv_output_size, dilation_offsets, sample_point
+from course_lib.deform.exercises import bilinear_weights, conv_output_size, deform_conv, dilation_offsets, sample_point
 
 bilinear_weights.show();
 
 
 # %%
-def weights(y, x):
+def my_weights(y, x):
     raise NotImplementedError  # your code here
 
 
-bilinear_weights.check(weights);
+bilinear_weights.check(my_weights);
 
 # %% [markdown]
 # ### Exercise 2: a dilated convolution as a deformable one
@@ -335,11 +381,11 @@ dilation_offsets.show();
 
 
 # %%
-def offsets(k, d):
+def my_offsets(k, d):
     raise NotImplementedError  # your code here
 
 
-dilation_offsets.check(offsets);
+dilation_offsets.check(my_offsets);
 
 # %% [markdown]
 # ### Exercise 3: where tap (i, j) reads for output (y, x)
@@ -349,11 +395,11 @@ sample_point.show();
 
 
 # %%
-def point(offset, kernel_size, y, x, i, j, stride, padding, dilation):
+def my_point(offset, kernel_size, y, x, i, j, stride, padding, dilation):
     raise NotImplementedError  # your code here
 
 
-sample_point.check(point);
+sample_point.check(my_point);
 
 # %% [markdown]
 # ### Exercise 4: the output size
@@ -363,25 +409,53 @@ conv_output_size.show();
 
 
 # %%
-def out_size(size, kernel, stride, padding, dilation):
+def my_out_size(size, kernel, stride, padding, dilation):
     raise NotImplementedError  # your code here
 
 
-conv_output_size.check(out_size);
+conv_output_size.check(my_out_size);
+
+# %% [markdown]
+# ### Exercise 5: `deform_conv2d` itself
+#
+# The whole mechanism in a dozen lines: where each tap reads, `bilinear_sample` there, one
+# matmul. The checker compares your function with the worked solution, which
+# `tests/test_deform_exercises.py` checks against `torchvision.ops.deform_conv2d` — a batch of 0
+# included.
+
+# %%
+deform_conv.show();
+
+
+# %%
+def my_deform_conv(input, offset, weight, padding):
+    raise NotImplementedError  # your code here
+
+
+deform_conv.check(my_deform_conv);
 
 # %% [markdown]
 # ## Summary
 #
-# * A convolution reads a fixed grid; a deformable convolution reads the grid plus a per-position,
-#   per-tap offset predicted by a conv, with bilinear interpolation between pixels (zero outside
-#   the image); DCNv2 also weights each tap by a predicted mask.
-# * Bilinear sampling is differentiable in the position, so offsets are learned by backprop.
-# * Implementation (`course_lib.deform.deform_conv2d`): sample the columns (gather four corners),
-#   multiply by the mask, one matmul — equal to `torchvision.ops.deform_conv2d` forward and in
-#   all five gradients; zero offsets give `F.conv2d`, scale-2 offsets give a dilated conv.
-# * Measured: no plain 3×3 conv imitates a dilation-2 conv (error ≈ 0.08 at best); a deformable
-#   grid does exactly, and gradient descent finds the right scale on its own.
-# * Tests: `tests/test_deform.py`, `tests/test_deform_view.py`, `tests/test_deform_exercises.py`.
+# Back to the objectives:
+#
+# 1. **Bilinear weights** (§2, exercise 1): $(1-l_y)(1-l_x), (1-l_y)l_x, l_y(1-l_x), l_y l_x$ from
+#    $y_0 = \lfloor y \rfloor$; linear in the position between pixels, so the offsets get a gradient
+#    (the difference of neighbouring pixels) and are learned by backprop.
+# 2. **Layout** (§3, exercise 3): `offset` is `(B, 2·G·K, H_out, W_out)` with (dy, dx) interleaved
+#    per tap, `mask` `(B, G·K, H_out, W_out)`; tap $(i, j)$ of output $(y, x)$ reads
+#    $(ys - p + i d + \Delta y,\; xs - p + j d + \Delta x)$.
+# 3. **Implementation** (§3, exercise 5): `course_lib.deform.deform_conv2d` samples the columns
+#    (four gathered corners, zero outside by `torch.where`), multiplies by the mask, one matmul —
+#    equal to `torchvision.ops.deform_conv2d` forward and in all five gradients, on a batch of 0
+#    and with an `inf` pixel too. The layer's mask is $2\sigma \in (0, 2)$ so that it starts as the
+#    plain conv; the paper's $\sigma \in [0, 1]$ starts at half of it.
+# 4. **Learning where to look** (§4, exercise 2): zero offsets give `F.conv2d`, scale-2 offsets a
+#    dilated conv; no plain 3×3 conv imitates the dilated one (the error floor measured in §4),
+#    and gradient descent finds the scale on its own.
+#
+# Tests: `tests/test_deform.py`, `tests/test_deform_edges.py` (torchvision's own cases, special
+# values), `tests/test_deform_view.py`, `tests/test_deform_exercises.py`.
 #
 # ## References
 #

@@ -61,7 +61,7 @@ _INF = float("-inf")
 merge_softmax_states = Exercise(
     title="merge two partial softmax states",
     task="""
-        Write `merge(m1, l1, acc1, m2, l2, acc2) -> (m, l, acc)`.
+        Write `my_merge(m1, l1, acc1, m2, l2, acc2) -> (m, l, acc)`.
         (m1, l1, acc1) summarises the scores s_j of some keys of each row:
             m1 = max_j s_j,  l1 = Σ_j exp(s_j - m1),  acc1 = Σ_j exp(s_j - m1) v_j
         and (m2, l2, acc2) the same over other keys. Return the state over all of them.
@@ -113,7 +113,7 @@ def _random_skip_case(rng: random.Random) -> dict[str, int]:
 causal_tile_skip = Exercise(
     title="which causal tiles can be skipped",
     task="""
-        Write `skipped(i, j, block_m, block_n) -> bool`.
+        Write `my_skipped(i, j, block_m, block_n) -> bool`.
         Tile (i, j) holds the scores of query rows i·block_m ... (i+1)·block_m - 1 against key
         columns j·block_n ... (j+1)·block_n - 1. Under a causal mask, query r sees key c only when
         c <= r. Return True exactly when *no* score in the tile is visible, so the kernel never
@@ -238,9 +238,9 @@ kernel_rescale_line = KernelLineExercise(
         In `_flash_attention_fwd_kernel` each K/V tile may raise a row's running max from m_old to
         m_new. The kernel computes alpha = exp(m_old - m_new) (one per row, Tensor[BLOCK_M]) and then
         runs *your* line before adding the new tile:
-            acc, l_i = rescale(acc, l_i, alpha)
+            acc, l_i = my_rescale(acc, l_i, alpha)
             l_i += sum(p);  acc += p @ V_j
-        Write `rescale(acc, l_i, alpha) -> (acc, l_i)`, where acc is the (BLOCK_M, BLOCK_D)
+        Write `my_rescale(acc, l_i, alpha) -> (acc, l_i)`, where acc is the (BLOCK_M, BLOCK_D)
         un-normalised output and l_i the (BLOCK_M,) running sum, using only arithmetic and
         indexing (it runs inside the Triton kernel). The checker runs the kernel with your line
         and compares its output with attention_ref.

@@ -47,7 +47,7 @@ def _weights_reference(y: float, x: float) -> torch.Tensor:
 bilinear_weights = Exercise(
     title="the bilinear weights of one point",
     task="""
-        Write `weights(y, x) -> Tensor[4]` (float64) for a point at fractional row y, column x.
+        Write `my_weights(y, x) -> Tensor[4]` (float64) for a point at fractional row y, column x.
         With y0 = floor(y), x0 = floor(x), return the weights of the four pixels
             (y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)
         in that order, so that the sampled value is Σ weight · pixel. (Negative y, x are allowed:
@@ -78,10 +78,10 @@ def _dilation_reference(k: int, d: int) -> torch.Tensor:
 dilation_offsets = Exercise(
     title="a dilated convolution as a deformable one",
     task="""
-        Write `offsets(k, d) -> Tensor[2·k·k]` (float64), k odd, d >= 1: the per-tap offsets, in
+        Write `my_offsets(k, d) -> Tensor[2·k·k]` (float64), k odd, d >= 1: the per-tap offsets, in
         torchvision's order (dy, dx of tap 0 = (i=0, j=0), then tap 1 = (0, 1), ..., tap k·i + j),
         such that for every input x and kernel w
-            deform_conv2d(x, offset_field(offsets(k, d), B, H, W), w, padding=(k - 1) // 2)
+            deform_conv2d(x, offset_field(my_offsets(k, d), B, H, W), w, padding=(k - 1) // 2)
             == F.conv2d(x, w, padding=d * (k - 1) // 2, dilation=d)
     """,
     reference=_dilation_reference,
@@ -116,7 +116,7 @@ _offset_3x2 = torch.arange(2 * 6 * 2 * 2, dtype=torch.float64).reshape(12, 2, 2)
 sample_point = Exercise(
     title="where tap (i, j) reads for output (y, x)",
     task="""
-        Write `point(offset, kernel_size, y, x, i, j, stride, padding, dilation) -> (row, col)`.
+        Write `my_point(offset, kernel_size, y, x, i, j, stride, padding, dilation) -> (row, col)`.
         offset is Tensor[2·kh·kw, H_out, W_out] (one image, one offset group), torchvision's layout:
         the offsets of tap k = i·kw + j are offset[2k] (dy) and offset[2k + 1] (dx).
         Return the fractional input position (two Python floats) that tap (i, j) of the kernel
@@ -158,7 +158,7 @@ def _random_size_case(rng: random.Random) -> dict[str, int]:
 conv_output_size = Exercise(
     title="the output size of a (deformable) convolution",
     task="""
-        Write `out_size(size, kernel, stride, padding, dilation) -> int`: H_out for an input of
+        Write `my_out_size(size, kernel, stride, padding, dilation) -> int`: H_out for an input of
         height `size`. The offset and mask tensors of deform_conv2d must have exactly this size.
     """,
     reference=_size_reference,
@@ -208,7 +208,7 @@ _g = torch.Generator().manual_seed(8)
 deform_conv = Exercise(
     title="deform_conv2d from bilinear sampling and one matmul",
     task="""
-        Write `deform_conv(input, offset, weight, padding) -> Tensor[B, C_out, H_out, W_out]`:
+        Write `my_deform_conv(input, offset, weight, padding) -> Tensor[B, C_out, H_out, W_out]`:
         a deformable convolution with stride 1, dilation 1, one offset group, one weight group, no
         bias, no mask — torchvision.ops.deform_conv2d(input, offset, weight, padding=padding).
             input  (B, C, H, W)
