@@ -40,7 +40,7 @@ from course_lib.mtp import (
     save_mtp,
     train_mtp,
 )
-from course_lib.mtp.exercises import depth_targets, tokens_per_pass, verify_draft
+from course_lib.mtp.exercises import depth_targets, module_input, verify_draft
 from course_lib.mtp.experiment import compare_mtp_decoding, draft_agreement, pass_breakdown
 
 TINY = GPTConfig(block_size=48, n_layer=2, n_head=2, n_embd=16)
@@ -313,8 +313,15 @@ def _targets_right(window, k):
     (verify_draft, lambda draft, main_at_fed, main_at_draft: [main_at_fed] + ([main_at_draft] if draft == main_at_fed else []),
      [lambda draft, main_at_fed, main_at_draft: [draft, main_at_draft],
       lambda draft, main_at_fed, main_at_draft: [main_at_fed]]),
-    (tokens_per_pass, lambda p, depth: (1 - p ** (depth + 1)) / (1 - p) if p != 1 else depth + 1.0,
-     [lambda p, depth: 1 + p * depth, lambda p, depth: sum(p**j for j in range(1, depth + 1))]),
+    (module_input, lambda hidden, embedded, w_hidden, w_embed, proj: F.linear(
+        torch.cat([F.rms_norm(hidden, hidden.shape[-1:], w_hidden), F.rms_norm(embedded, embedded.shape[-1:], w_embed)],
+                  -1), proj),
+     [lambda hidden, embedded, w_hidden, w_embed, proj: F.linear(torch.cat([  # LayerNorm: subtracts the mean
+         F.layer_norm(hidden, hidden.shape[-1:], w_hidden), F.layer_norm(embedded, embedded.shape[-1:], w_embed)], -1),
+         proj),
+      lambda hidden, embedded, w_hidden, w_embed, proj: F.linear(torch.cat([  # the halves swapped
+          F.rms_norm(embedded, embedded.shape[-1:], w_embed), F.rms_norm(hidden, hidden.shape[-1:], w_hidden)], -1),
+          proj)]),
 ])
 def test_exercises_accept_right_and_name_wrong_answers(exercise, right, wrongs):
     assert exercise.check(right, quiet=True).passed
@@ -396,3 +403,17 @@ def test_decoding_state_records_draft_main_and_module_inputs():
     assert f"drafted {st.draft!r}" in st.caption
     with pytest.raises(ValueError, match="no decoding steps"):
         mtp_decoding_state(mtp_generate(model, mtp, prompt, 1), 0)
+
+
+def test_module_input_exercise_is_the_first_half_of_mtp_module_forward():
+    model, mtp = tiny(0, depth=1)
+    layer = mtp.layers[0]
+    with torch.no_grad():
+        layer.norm_hidden.weight.normal_()
+        layer.norm_embed.weight.normal_()
+    h, e = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 5, 16, dtype=torch.float64)
+    with torch.no_grad():
+        expected = layer.proj(torch.cat([layer.norm_hidden(h), layer.norm_embed(e)], dim=-1))
+        got = module_input.reference(hidden=h, embedded=e, w_hidden=layer.norm_hidden.weight,
+                                     w_embed=layer.norm_embed.weight, proj=layer.proj.weight)
+    torch.testing.assert_close(got, expected)

@@ -26,12 +26,15 @@ from course_lib.speculative import (
     draft_tree_state,
     draft_tree_view,
     draft_tree_widget,
+    expected_accept_length,
     greedy_acceptance,
+    greedy_tree,
     head_accuracy,
     load_heads,
     medusa_generate,
     medusa_step,
     medusa_tree,
+    rank_agreement,
     save_heads,
     speculative_accept,
     speculative_sample,
@@ -594,3 +597,50 @@ def test_draft_tree_state_shows_argmax_and_position_ids():
     assert "position ids" in st.caption and cache.length == 0
     with pytest.raises(ValueError, match="step must be an int in"):
         draft_tree_state(result, len(result.steps))
+
+
+# ---------------------------------------------------------------- building a tree (Medusa §2.3.3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=6, max_size=6), st.integers(1, 7))
+def test_greedy_tree_maximises_expected_accept_length_among_all_trees_of_its_size(raw, n):
+    """Brute force over every prefix-closed set of paths of 2 heads x top-3 (12 candidate nodes)."""
+    import itertools
+
+    probs = torch.tensor(raw, dtype=torch.float64).reshape(2, 3)
+    probs = probs / probs.sum(-1, keepdim=True).clamp_min(1.0)  # rows: probabilities summing to <= 1
+    tree = greedy_tree(probs, n)
+    assert tree.num_nodes == n
+    nodes = [(i,) for i in range(3)] + [(i, j) for i in range(3) for j in range(3)]
+    best = max(sum(float(probs[0, p[0]]) * (float(probs[1, p[1]]) if len(p) == 2 else 1.0) for p in subset)
+               for subset in itertools.combinations(nodes, n - 1)
+               if all(len(p) == 1 or (p[0],) in subset for p in subset))
+    assert expected_accept_length(tree, probs) == pytest.approx(best, abs=1e-12)
+
+
+def test_expected_accept_length_and_rank_agreement():
+    probs = torch.tensor([[0.6, 0.2], [0.5, 0.1]], dtype=torch.float64)
+    assert expected_accept_length(medusa_tree([(0,), (1,), (0, 0), (1, 1)]), probs) == pytest.approx(
+        0.6 + 0.2 + 0.6 * 0.5 + 0.2 * 0.1)
+    assert greedy_tree(probs, 1).num_nodes == 1 and greedy_tree(probs, 3).paths == ((0,), (0, 0))  # .6 * .5 > .2
+    with pytest.raises(ValueError, match="rank_probs must be probabilities"):
+        greedy_tree(torch.tensor([[0.9, 0.3]]), 2)
+    with pytest.raises(ValueError, match="num_nodes must be at most"):
+        greedy_tree(probs, 8)
+    with pytest.raises(ValueError, match="rank_probs must cover depth 3"):
+        expected_accept_length(medusa_tree("chain-4").truncated(3), probs)
+    model, heads = tiny(0, noise=0.3)
+    windows = torch.randint(0, 256, (3, 20), generator=torch.Generator().manual_seed(0))
+    agree = rank_agreement(model, heads, windows, k=3)
+    with torch.no_grad():
+        logits, hidden = model(windows[:, :-1])
+        head_logits = heads(hidden)
+    hits, total = torch.zeros(3), 0
+    for b in range(3):  # a per-position loop: head 1 at position t guesses x_(t+3), greedy's token at t + 2
+        for t in range(19 - 2):
+            ranks = head_logits[1, b, t].topk(3).indices.tolist()
+            greedy_next = int(logits[b, t + 2].argmax())
+            hits += torch.tensor([float(r == greedy_next) for r in ranks])
+            total += 1
+    assert agree.shape == (4, 3) and torch.allclose(agree[1], (hits / total).double())

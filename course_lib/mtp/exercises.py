@@ -2,7 +2,7 @@
 
 * :data:`depth_targets` — which tokens depth k is fed and which it must predict, in a window.
 * :data:`verify_draft` — greedy verification of one drafted token: what gets committed.
-* :data:`tokens_per_pass` — the expected tokens per main-model pass for a chain of D drafts.
+* :data:`module_input` — the first half of ``MTPModule.forward``: two RMSNorms, a concatenation, M_k.
 
 References are direct transcriptions of the definitions (the library's
 :func:`~course_lib.mtp.mtp_loss` and :func:`~course_lib.mtp.mtp_generate` compute the same).
@@ -14,8 +14,9 @@ from __future__ import annotations
 import random
 
 import torch
+import torch.nn.functional as F
 
-from course_lib.exercises import Exercise
+from course_lib.exercises import Exercise, randn
 
 
 def _random_window_case(rng: random.Random) -> dict:
@@ -77,25 +78,57 @@ verify_draft = Exercise(
 )
 
 
-def _tokens_per_pass_solution(p: float, depth: int) -> float:
-    return sum(p**j for j in range(depth + 1))
+def _module_input_solution(hidden: torch.Tensor, embedded: torch.Tensor, w_hidden: torch.Tensor,
+                           w_embed: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
+    def rms_norm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        eps = torch.finfo(x.dtype).eps  # nn.RMSNorm's default
+        return x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps) * w
+
+    both = torch.cat([rms_norm(hidden, w_hidden), rms_norm(embedded, w_embed)], dim=-1)  # (..., 2C)
+    return both @ proj.T  # (..., C)
 
 
-tokens_per_pass = Exercise(
-    title="expected tokens per pass",
+def _module_input_oracle(case: dict) -> torch.Tensor:
+    """torch's own RMSNorm and linear layer, as MTPModule uses them."""
+    C = case["hidden"].shape[-1]
+    norm_h, norm_e = torch.nn.RMSNorm(C).double(), torch.nn.RMSNorm(C).double()
+    with torch.no_grad():
+        norm_h.weight.copy_(case["w_hidden"])
+        norm_e.weight.copy_(case["w_embed"])
+        return F.linear(torch.cat([norm_h(case["hidden"]), norm_e(case["embedded"])], dim=-1), case["proj"])
+
+
+def _random_module_case(rng: random.Random) -> dict:
+    B, T, C = rng.randint(1, 3), rng.randint(1, 6), rng.randint(1, 8)
+    return {"hidden": randn(rng, B, T, C) * rng.choice([0.01, 1.0, 30.0]), "embedded": randn(rng, B, T, C),
+            "w_hidden": randn(rng, C), "w_embed": randn(rng, C), "proj": randn(rng, C, 2 * C)}
+
+
+module_input = Exercise(
+    title="the MTP module's input: h'_i = M [RMSNorm(h_i) ; RMSNorm(Emb(t_(i+k)))]",
     task="""
-        Chain D draft tokens (depth 1 drafts t_{n+2}, depth 2 drafts t_{n+3}, ...) and verify
-        them all in one pass; a draft is kept only if every earlier one was, and each is right
-        with probability p given the earlier ones were. The pass always yields the main model's
-        own token after the last kept draft. Write `tokens_per_pass(p, depth)`: the expected
-        number of tokens one pass commits.
-            tokens_per_pass(0.0, 3) -> 1.0     tokens_per_pass(0.5, 1) -> 1.5
+        MTPModule.forward first combines the previous depth's hidden state with the embedding of
+        the token k places ahead (DeepSeek-V3, eq. 21), then runs one transformer block on it.
+        Write the combination: `module_input(hidden, embedded, w_hidden, w_embed, proj)` with
+        hidden, embedded of shape (B, T, C), RMSNorm weights w_hidden, w_embed of shape (C,) and
+        the projection M of shape (C, 2C); return h' of shape (B, T, C):
+            RMSNorm(x) = x / sqrt(mean(x**2 over C) + eps) * w,   eps = torch.finfo(x.dtype).eps
+            h' = [RMSNorm(hidden) ; RMSNorm(embedded)] @ M.T      (concatenated along C)
+        Checked against torch.nn.RMSNorm and F.linear, as the library's module uses them.
     """,
-    reference=_tokens_per_pass_solution,
-    edge_cases=[{"p": 0.0, "depth": 3}, {"p": 1.0, "depth": 4}, {"p": 0.5, "depth": 1}, {"p": 0.875, "depth": 1},
-                {"p": 0.6, "depth": 5}],
-    random_case=lambda rng: {"p": rng.random(), "depth": rng.randint(1, 6)},
-    hints=["The j-th draft is committed with probability p ** j.",
-           "Add the one token every pass commits: 1 + p + p^2 + ... + p^D."],
+    reference=_module_input_solution,
+    oracle=_module_input_oracle,
+    edge_cases=[
+        {"hidden": torch.zeros(1, 2, 4, dtype=torch.float64), "embedded": torch.ones(1, 2, 4, dtype=torch.float64),
+         "w_hidden": torch.ones(4, dtype=torch.float64), "w_embed": torch.ones(4, dtype=torch.float64),
+         "proj": torch.eye(4, 8, dtype=torch.float64)},
+        {"hidden": torch.full((1, 1, 1), -3.0, dtype=torch.float64), "embedded": torch.full((1, 1, 1), 2.0,
+                                                                                          dtype=torch.float64),
+         "w_hidden": torch.tensor([2.0], dtype=torch.float64), "w_embed": torch.tensor([0.5], dtype=torch.float64),
+         "proj": torch.tensor([[1.0, 1.0]], dtype=torch.float64)},
+    ],
+    random_case=_random_module_case,
+    hints=["RMSNorm divides by the root mean square over the last dim only; unlike LayerNorm it does not "
+           "subtract the mean.",
+           "Concatenate the normalised hidden state first, the normalised embedding second; M maps 2C to C."],
 )
-

@@ -8,7 +8,8 @@ Heads" (ICML 2024); reference code FasterDecoding/Medusa. The parts, bottom-up:
 * :mod:`~course_lib.speculative.medusa_training` — Medusa-1 (:func:`train_heads`, frozen
   backbone) and :func:`head_accuracy`.
 * :mod:`~course_lib.speculative.medusa_tree` — :class:`MedusaTree`: mask, position ids, tree and
-  retrieve indices from a list of paths.
+  retrieve indices from a list of paths; :func:`greedy_tree` builds one from measured
+  per-rank acceptance (:func:`rank_agreement`), :func:`expected_accept_length` scores one.
 * :mod:`~course_lib.speculative.medusa_acceptance` — :func:`greedy_acceptance`,
   :func:`typical_acceptance` (deterministic; parameters in :class:`TypicalConfig`).
 * :mod:`~course_lib.speculative.medusa_decode` — the phases :func:`draft_candidates`,
@@ -43,8 +44,14 @@ from course_lib.speculative.medusa_decode import (
     verify_tree,
 )
 from course_lib.speculative.medusa_heads import HEADS_CHECKPOINT, MedusaHeads, load_heads, save_heads
-from course_lib.speculative.medusa_training import HeadAccuracy, head_accuracy, train_heads
-from course_lib.speculative.medusa_tree import EXAMPLE_TREES, MedusaTree, medusa_tree
+from course_lib.speculative.medusa_training import HeadAccuracy, head_accuracy, rank_agreement, train_heads
+from course_lib.speculative.medusa_tree import (
+    EXAMPLE_TREES,
+    MedusaTree,
+    expected_accept_length,
+    greedy_tree,
+    medusa_tree,
+)
 from course_lib.speculative.speculative_sampling import (
     MedusaDrafter,
     SpeculativeResult,
@@ -70,12 +77,15 @@ __all__ = [
     "draft_tree_state",
     "draft_tree_view",
     "draft_tree_widget",
+    "expected_accept_length",
     "greedy_acceptance",
+    "greedy_tree",
     "head_accuracy",
     "load_heads",
     "medusa_generate",
     "medusa_step",
     "medusa_tree",
+    "rank_agreement",
     "save_heads",
     "speculative_accept",
     "speculative_sample",

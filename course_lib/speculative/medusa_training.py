@@ -117,3 +117,36 @@ def head_accuracy(model: GPT, heads: MedusaHeads, windows: torch.Tensor, k: int 
         top1.append((guesses[..., 0] == target).float().mean().item())
         topk.append((guesses == target[..., None]).any(-1).float().mean().item())
     return HeadAccuracy(top1, topk, k, base_top1)
+
+
+@export("speculative.rank_agreement")
+@torch.no_grad()
+def rank_agreement(model: GPT, heads: MedusaHeads, windows: torch.Tensor, k: int = 4) -> torch.Tensor:
+    """P(head d's i-th guess is the base model's own greedy token there), on ``windows``.
+
+    Greedy acceptance compares a draft with the base model's argmax, not with the text, so a
+    tree is built from these (:func:`~course_lib.speculative.medusa_tree.greedy_tree`). Head d
+    at position t guesses x_{t+2+d}; the base model's greedy token there is its argmax at
+    position t + 1 + d given the window's tokens (teacher-forced).
+
+    Returns:
+        Tensor[K, k] float64: ``[d, i]`` the fraction of positions where head d's i-th most
+        likely token equals that argmax.
+    """
+    _checks.tensor("windows", windows, ndim=2)
+    _checks.integer("k", k, minimum=1, maximum=heads.vocab_size)
+    if windows.shape[1] < heads.num_heads + 2:
+        raise ValueError(f"windows must have at least num_heads + 2 = {heads.num_heads + 2} tokens; "
+                         f"got shape {tuple(windows.shape)}")
+    windows = windows.long()
+    logits, hidden = model(windows[:, :-1])  # (N, T, V), (N, T, C)
+    greedy = logits.argmax(-1)  # (N, T): position t's greedy next token x_{t+1}
+    head_logits = heads(hidden)  # (K, N, T, V)
+    T = hidden.shape[1]
+    out = torch.zeros(heads.num_heads, k, dtype=torch.float64)
+    for d in range(heads.num_heads):
+        n = T - 1 - d
+        target = greedy[:, 1 + d : 1 + d + n]  # (N, n)
+        guesses = head_logits[d, :, :n].topk(k, dim=-1).indices  # (N, n, k)
+        out[d] = (guesses == target[..., None]).double().mean(dim=(0, 1))
+    return out

@@ -18,6 +18,14 @@ lexicographically, the tree is described by
 * ``retrieve_indices`` (Tensor[P, D + 1]): for each of the P leaves, the node indices from the
   root to the leaf, padded with −1 — each row is one candidate continuation.
 
+**Building a tree** (Medusa §2.3.3): with ``a[d][i]`` the measured probability that head d's
+i-th guess is the token greedy decoding writes, and guesses treated as independent, a node's
+chance to be accepted is the product of ``a`` along its path, and a tree's expected number of
+accepted drafted tokens is the sum of that over its nodes (:func:`expected_accept_length`).
+Since a child's product never exceeds its parent's, adding the most likely missing node one at
+a time keeps the tree prefix-closed and maximises the expectation for every size
+(:func:`greedy_tree`).
+
 Differences from the reference: the tree is a frozen dataclass rather than a dict of buffers,
 and bad paths raise a ``ValueError`` (the reference would silently build a wrong mask).
 :func:`MedusaTree.truncated` prunes the tree near the end of generation.
@@ -169,3 +177,73 @@ def medusa_tree(paths: Sequence[Sequence[int]] | str, top_k: int | None = None) 
         _checks.one_of("paths", paths, EXAMPLE_TREES)
         paths = EXAMPLE_TREES[paths]
     return MedusaTree.from_paths(paths, top_k)
+
+
+def _check_rank_probs(rank_probs: torch.Tensor) -> torch.Tensor:
+    _checks.tensor("rank_probs", rank_probs, ndim=2, floating=True)
+    if rank_probs.numel() and (bool((rank_probs < 0).any()) or bool((rank_probs.sum(-1) > 1 + 1e-6).any())):
+        raise ValueError("rank_probs must be probabilities: non-negative, each row (one head's ranks) summing to "
+                         f"at most 1; got rows summing to {rank_probs.sum(-1).tolist()}")
+    return rank_probs.double()
+
+
+@export("speculative.expected_accept_length")
+def expected_accept_length(tree: MedusaTree, rank_probs: torch.Tensor) -> float:
+    """Expected accepted drafted tokens per step: Σ over nodes of Π ``rank_probs[d, i]`` along the path.
+
+    Args:
+        tree: the draft tree.
+        rank_probs: Tensor[K, k], ``rank_probs[d, i]`` = P(head d's i-th guess is accepted),
+            with K >= the tree's depth and k >= its top_k.
+
+    Returns:
+        The expectation (add 1 for the root: tokens per step).
+
+    Example:
+        >>> probs = torch.tensor([[0.6, 0.2], [0.5, 0.1]])
+        >>> round(expected_accept_length(medusa_tree([(0,), (1,), (0, 0)]), probs), 4)  # .6 + .2 + .6 * .5
+        1.1
+    """
+    _checks.instance("tree", tree, MedusaTree)
+    probs = _check_rank_probs(rank_probs)
+    if probs.shape[0] < tree.depth or probs.shape[1] < tree.top_k:
+        raise ValueError(f"rank_probs must cover depth {tree.depth} and top-{tree.top_k}; got shape "
+                         f"{tuple(probs.shape)}")
+    total = 0.0
+    for path in tree.paths:
+        p = 1.0
+        for d, i in enumerate(path):
+            p *= float(probs[d, i])
+        total += p
+    return total
+
+
+@export("speculative.greedy_tree")
+def greedy_tree(rank_probs: torch.Tensor, num_nodes: int) -> MedusaTree:
+    """The ``num_nodes``-node tree that maximises :func:`expected_accept_length` (Medusa §2.3.3).
+
+    Adds, one at a time, the missing node with the largest path probability; its parent is
+    always already in the tree (a child's probability is at most its parent's).
+
+    Args:
+        rank_probs: Tensor[K, k] as for :func:`expected_accept_length`.
+        num_nodes: N >= 1, the root included.
+
+    Raises:
+        ValueError: not probabilities, or more nodes than K heads × k ranks can make.
+    """
+    probs = _check_rank_probs(rank_probs)
+    n = _checks.integer("num_nodes", num_nodes, minimum=1)
+    K, k = probs.shape
+    frontier = {(i,): float(probs[0, i]) for i in range(k)} if K else {}
+    paths: list[Path] = []
+    while len(paths) < n - 1:
+        if not frontier:
+            raise ValueError(f"num_nodes must be at most the nodes {K} heads x top-{k} can make; got {n}")
+        best = max(frontier, key=lambda p: (frontier[p], -len(p), [-i for i in p]))  # ties: shallow, low rank
+        p_best = frontier.pop(best)
+        paths.append(best)
+        if len(best) < K:
+            for i in range(k):
+                frontier[(*best, i)] = p_best * float(probs[len(best), i])
+    return MedusaTree.from_paths(paths) if paths else MedusaTree((), 1)
