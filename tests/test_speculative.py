@@ -41,7 +41,7 @@ from course_lib.speculative import (
     train_heads,
     typical_acceptance,
 )
-from course_lib.speculative.exercises import greedy_accept, retrieve_paths, tree_mask
+from course_lib.speculative.exercises import expected_length, greedy_accept, retrieve_paths, tree_mask
 from course_lib.speculative.experiment import compare_decoding, forward_time, step_breakdown
 from course_lib.speculative.medusa_training import medusa_loss
 
@@ -398,7 +398,12 @@ def test_exercises_accept_right_and_reject_wrong_answers():
     assert tree_mask.check(lambda paths: medusa_tree(paths).mask, quiet=True)
     assert retrieve_paths.check(lambda paths: medusa_tree(paths).retrieve_indices, quiet=True)
     assert greedy_accept.check(greedy_acceptance, quiet=True)
+    assert expected_length.check(lambda paths, rank_probs: expected_accept_length(
+        medusa_tree(paths, top_k=rank_probs.shape[1]), rank_probs) if paths else 0.0, quiet=True)
     wrong = [
+        (expected_length, lambda paths, rank_probs: sum(float(rank_probs[len(p) - 1, p[-1]]) for p in paths)),
+        (expected_length, lambda paths, rank_probs: 1.0 + sum(  # counts the root
+            float(torch.tensor([rank_probs[d, i] for d, i in enumerate(p)]).prod()) for p in paths)),
         (tree_mask, lambda paths: medusa_tree(paths).mask.T),  # descendants instead of ancestors
         (tree_mask, lambda paths: medusa_tree(paths).mask & ~torch.eye(len(paths) + 1, dtype=torch.bool)),
         (retrieve_paths, lambda paths: medusa_tree(paths).retrieve_indices.clamp(min=0)),  # no -1 padding

@@ -3,6 +3,7 @@
 * :data:`tree_mask` — the tree attention mask from a sorted list of paths.
 * :data:`retrieve_paths` — the root-to-leaf node indices of every leaf (padded with −1).
 * :data:`greedy_accept` — the greedy acceptance rule: best path and accepted length.
+* :data:`expected_length` — a tree's expected accepted length from per-rank acceptance (§2.3.3).
 
 References are small, loop-based transcriptions of the definitions (the library's
 :class:`~course_lib.speculative.MedusaTree` and :func:`~course_lib.speculative.greedy_acceptance`
@@ -133,3 +134,41 @@ greedy_accept = Exercise(
 )
 
 EXERCISES = (tree_mask, retrieve_paths, greedy_accept)
+
+
+def _expected_length_solution(paths: list[tuple[int, ...]], rank_probs: torch.Tensor) -> float:
+    total = 0.0
+    for path in paths:  # every node but the root: accepted iff every guess on its path is
+        p = 1.0
+        for depth, rank in enumerate(path):
+            p *= float(rank_probs[depth, rank])
+        total += p
+    return total
+
+
+def _random_expected_case(rng: random.Random) -> dict:
+    probs = randn(rng, 4, 3).abs()
+    return {"paths": _random_paths(rng), "rank_probs": probs / probs.sum(-1, keepdim=True) * rng.random()}
+
+
+expected_length = Exercise(
+    title="a tree's expected accepted length",
+    task="""
+        rank_probs[d, i] (a (K, k) float tensor) is the probability that head d's i-th guess is
+        accepted. Treat guesses as independent: a node (a path (i0, i1, ...)) is accepted iff
+        every guess on its path is. Write `expected_length(paths, rank_probs)`: the expected
+        number of accepted drafted tokens in one step of the tree given by `paths` (the root
+        not counted).
+            expected_length([(0,), (1,), (0, 0)], torch.tensor([[0.6, 0.2], [0.5, 0.1]])) -> 1.1
+    """,
+    reference=_expected_length_solution,
+    edge_cases=[
+        {"paths": [(0,), (1,), (0, 0)], "rank_probs": torch.tensor([[0.6, 0.2], [0.5, 0.1]], dtype=torch.float64)},
+        {"paths": [], "rank_probs": torch.tensor([[0.5]], dtype=torch.float64)},
+        {"paths": [(0,), (0, 0), (0, 0, 0)], "rank_probs": torch.ones(3, 1, dtype=torch.float64)},
+        {"paths": [(0,), (0, 1)], "rank_probs": torch.tensor([[0.0, 0.0], [0.9, 0.1]], dtype=torch.float64)},
+    ],
+    random_case=_random_expected_case,
+    hints=["Linearity of expectation: the expected count is the sum of each node's acceptance probability.",
+           "A node's probability is the product of rank_probs[depth, rank] along its path."],
+)
