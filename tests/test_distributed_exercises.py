@@ -142,3 +142,38 @@ def test_sum_then_divide_is_accepted_where_it_does_not_overflow() -> None:
                                    gradient_averaging_hook.reference(**{**case, "bucket": case["bucket"].clone()}))
     result = gradient_averaging_hook.check(_hook_sum_then_divide, quiet=True)
     assert result.failing_case["bucket"].dtype == torch.float16 and "inf" in result.message
+
+
+# --- the ring step, on real processes ------------------------------------------------------------
+
+def _ring_step_from_schedule(chunks, rank, world_size, step, exchange):
+    from course_lib.distributed import ring_schedule
+
+    out, inc = ring_schedule(world_size)[step][rank], ring_schedule(world_size)[step][(rank - 1) % world_size]
+    got = exchange(chunks[out.chunk], chunks[inc.chunk].numel())
+    (chunks[inc.chunk].add_ if inc.phase == "reduce-scatter" else chunks[inc.chunk].copy_)(got)
+
+
+def _ring_step_always_adds(chunks, rank, world_size, step, exchange):  # all-gather must copy, not add
+    n = world_size
+    s = step if step < n - 1 else step - (n - 1)
+    send, receive = ((rank - s) % n, (rank - s - 1) % n) if step < n - 1 else ((rank + 1 - s) % n, (rank - s) % n)
+    chunks[receive].add_(exchange(chunks[send], chunks[receive].numel()))
+
+
+def test_ring_step_is_checked_inside_ring_all_reduce_on_processes() -> None:
+    import dataclasses
+
+    from course_lib.distributed.exercises import ring_step
+
+    quick = dataclasses.replace(ring_step, world_sizes=(3,))
+    assert quick.check(_ring_step_from_schedule, quiet=True).passed
+    wrong = quick.check(_ring_step_always_adds, quiet=True)
+    assert not wrong.passed and wrong.attempted and "on 3 processes" in wrong.message
+    assert wrong.failing_case["world_size"] == 3
+
+    def stub(chunks, rank, world_size, step, exchange):
+        raise NotImplementedError
+
+    assert not quick.check(stub, quiet=True).attempted
+    assert "def _ring_step" in ring_step.solution() and ring_step.hints

@@ -40,6 +40,7 @@ from course_lib.distributed.ring import (
     ring_all_reduce,
     ring_bytes_per_rank,
     ring_schedule,
+    ring_step,
     simulate_ring,
 )
 from course_lib.distributed.ring_view import ring_state, ring_view, ring_widget
@@ -49,6 +50,6 @@ from course_lib.distributed.training import TrainConfig, run_training
 __all__ = [
     "LaunchResult", "SimpleDDP", "Traffic", "TrainConfig", "WorkerError", "assign_buckets", "chunk_bounds",
     "default_backend", "init_from_env", "launch", "naive_all_reduce", "naive_bytes_per_rank", "overlaps_backward",
-    "ring_all_reduce", "ring_bytes_per_rank", "ring_schedule", "ring_state", "ring_view", "ring_widget",
+    "ring_all_reduce", "ring_bytes_per_rank", "ring_schedule", "ring_state", "ring_step", "ring_view", "ring_widget",
     "run_training", "simulate_ring", "worker_device",
 ]

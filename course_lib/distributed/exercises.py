@@ -4,20 +4,26 @@
 * :data:`ring_bytes` — the exact bytes a rank sends in a ring all-reduce, uneven chunks included.
 * :data:`bucket_assignment` — DDP's buckets: reverse parameter order, closed at the cap.
 * :data:`gradient_averaging_hook` — the body of a gradient-averaging communication hook.
+* :data:`ring_step` — one step of the ring (reduce-scatter or all-gather), checked on real
+  processes inside the library's :func:`~course_lib.distributed.ring_all_reduce`.
 
-All run in one process: the hook's all-reduce is simulated (:class:`SimulatedAllReduce`).
+All but the last run in one process: the hook's all-reduce is simulated (:class:`SimulatedAllReduce`).
 Notebook: ``04_ddp`` ("Exercises").
 Tests: ``tests/test_distributed_exercises.py``.
 """
 
 from __future__ import annotations
 
+import inspect
 import random
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from course_lib.distributed.ddp import assign_buckets
-from course_lib.exercises import Exercise, randn
+from course_lib.exercises import Exercise, Result, randn
 
 
 def _reduce_scatter_schedule(world_size: int, rank: int) -> list[int]:
@@ -171,6 +177,76 @@ gradient_averaging_hook = Exercise(
     hints=["Two lines: one division, one call.",
            "all_reduce returns None; the result is in the tensor you passed.",
            "The mean of the ranks' gradients is sum(g_r) / N = sum(g_r / N): which order can overflow in FP16?"],
+)
+
+def _ring_step(chunks: list[torch.Tensor], rank: int, world_size: int, step: int, exchange) -> None:
+    n = world_size
+    if step < n - 1:  # reduce-scatter: pass partial sums along, add what arrives
+        s = step
+        send, receive = (rank - s) % n, (rank - s - 1) % n
+        chunks[receive].add_(exchange(chunks[send], chunks[receive].numel()))
+    else:  # all-gather: pass complete chunks along, overwrite with what arrives
+        s = step - (n - 1)
+        send, receive = (rank + 1 - s) % n, (rank - s) % n
+        chunks[receive].copy_(exchange(chunks[send], chunks[receive].numel()))
+
+
+@dataclass
+class ProcessExercise(Exercise):
+    """An exercise checked on real processes: the learner's function runs inside the library."""
+
+    world_sizes: Sequence[int] = (2, 3, 5)  # one launch per world size
+    sizes: Sequence[int] = (1, 7, 97, 1000)  # tensor sizes (uneven chunks and empty ones included)
+
+    def _judge(self, fn, seed: int) -> Result:
+        from course_lib.distributed.experiment import check_ring_step
+        from course_lib.distributed.launcher import WorkerError, launch
+
+        try:  # one call in this process: a stub says "not attempted" without starting processes
+            fn([torch.zeros(1), torch.zeros(1)], 0, 2, 0, lambda send, numel: torch.zeros(numel))
+        except NotImplementedError:
+            return Result(False, False, f"… {self.title}: not attempted yet — replace the "
+                          "`raise NotImplementedError` with your code and run this cell again.")
+        except Exception:  # noqa: BLE001 — judged properly on the processes below
+            pass
+        try:
+            source = textwrap.dedent(inspect.getsource(fn))
+        except (OSError, TypeError) as exc:
+            return Result(False, True, f"✗ {self.title}: cannot read the source of {fn!r} ({exc}); define it with def")
+        for n in self.world_sizes:
+            case = {"world_size": n, "sizes": tuple(self.sizes)}
+            try:
+                out = launch(check_ring_step, n, (source, fn.__name__, tuple(self.sizes), seed),
+                             timeout=60, show_output=False)
+            except WorkerError as err:
+                return Result(False, True, f"✗ {self.title}: on {n} processes, {str(err).splitlines()[0]}", case)
+            for row in (row for per_rank in out.results for row in per_rank):
+                if not row["max_error"] <= 1e-9 * n:
+                    return Result(False, True, f"✗ {self.title}: on {n} processes, a tensor of {row['numel']} "
+                                  f"elements: rank {row['rank']} differs from dist.all_reduce by "
+                                  f"{row['max_error']:.3g}", {**case, "numel": row["numel"], "rank": row["rank"]})
+        return Result(True, True, f"✓ {self.title}: ring_all_reduce with your step equals dist.all_reduce on "
+                      f"{', '.join(map(str, self.world_sizes))} processes, sizes {', '.join(map(str, self.sizes))}.")
+
+
+ring_step = ProcessExercise(
+    title="one step of the ring, on real processes",
+    task="""
+        Write `ring_step(chunks, rank, world_size, step, exchange)`: step `step` of a ring
+        all-reduce on this rank, in place. `chunks` are this rank's N = world_size chunks (views
+        into its tensor; sizes may differ by one, some may be empty). `exchange(send, numel)`
+        sends the tensor `send` to rank + 1 and returns the `numel` elements rank - 1 sent in the
+        same step (every rank calls it once per step). Steps 0 .. N-2 are the reduce-scatter:
+        at step s send chunk (rank - s) % N and ADD what arrives to chunk (rank - s - 1) % N.
+        Steps N-1 .. 2N-3 are the all-gather: at its step s send chunk (rank + 1 - s) % N and
+        COPY what arrives into chunk (rank - s) % N. The check runs the library's
+        ring_all_reduce with your step on 2, 3 and 5 real processes and compares with
+        dist.all_reduce.
+    """,
+    reference=_ring_step,
+    hints=["Split on step < world_size - 1; in the all-gather, count s from 0 again (s = step - (N - 1)).",
+           "The receiving chunk decides how many elements to ask for: exchange(chunks[send], chunks[receive].numel()).",
+           "Reduce-scatter: chunks[receive].add_(...); all-gather: chunks[receive].copy_(...)."],
 )
 
 EXERCISES = (reduce_scatter_schedule, ring_bytes, bucket_assignment, gradient_averaging_hook)

@@ -13,6 +13,8 @@ every rank and returns plain data (lists, dicts, floats) that the notebook plots
 * :func:`broadcast_state` — SimpleDDP's start: rank 0's parameters and buffers everywhere.
 * :func:`average_order` — divide before or after the sum: FP16 overflow, SimpleDDP and DDP.
 * :func:`buffers_each_forward` — buffers re-broadcast from rank 0 at every forward (DDP's default).
+* :func:`check_ring_step` — a learner's ring step, given as source code, plugged into
+  :func:`~course_lib.distributed.ring_all_reduce` and compared with ``dist.all_reduce``.
 * :func:`fail_on_rank`, :func:`bad_input_errors` — faults and bad input, on purpose.
 
 All are exported as ``course_lib.distributed.experiment.<name>`` (not re-exported by the package).
@@ -304,3 +306,32 @@ def buffers_each_forward(broadcast_buffers: bool = True) -> dict[str, float]:
         model(torch.ones(3, 2, device=device))
         out[name] = module[1].running_mean[0].item()
     return out
+
+
+@export("distributed.experiment.check_ring_step")
+def check_ring_step(source: str, name: str, sizes: Sequence[int] = (1, 7, 97), seed: int = 0) -> list[dict[str, Any]]:
+    """Run ``ring_all_reduce`` with the step function ``name`` defined by ``source``; compare with ``dist.all_reduce``.
+
+    The function comes as source text because a function defined in a notebook cannot be imported
+    by a new process; it is executed here with ``torch`` and ``math`` in scope.
+
+    Returns:
+        One row per size: ``numel``, ``rank``, ``max_error`` (against ``dist.all_reduce`` on the
+        same float64 data; ``inf`` when the result has the wrong shape or NaNs).
+    """
+    import math
+
+    namespace: dict[str, Any] = {"torch": torch, "math": math}
+    exec(compile(source, f"<{name}>", "exec"), namespace)  # the learner's own code, on their machine
+    step_fn = namespace[name]
+    rank, device = dist.get_rank(), worker_device()
+    rows = []
+    for numel in sizes:
+        gen = torch.Generator().manual_seed(seed * 1000 + rank * 31 + numel)
+        x = torch.randn(numel, generator=gen, dtype=torch.float64).to(device)
+        expected = x.clone()
+        dist.all_reduce(expected)
+        ring_all_reduce(x, step_fn=step_fn, validate=False)
+        error = (x - expected).abs().max().item() if numel else 0.0
+        rows.append({"numel": numel, "rank": rank, "max_error": error if math.isfinite(error) else math.inf})
+    return rows

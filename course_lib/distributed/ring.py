@@ -33,6 +33,7 @@ Notebook: ``04_ddp`` ("Ring all-reduce"). Tests: ``tests/test_distributed.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,6 +45,9 @@ from course_lib._export import export
 from course_lib.distributed.traffic import Traffic, check_all_reduce_args, global_rank
 
 Phase = Literal["reduce-scatter", "all-gather"]
+# exchange(send, recv_numel): send `send` to the right neighbour, return what the left one sent
+Exchange = Callable[[torch.Tensor, int], torch.Tensor]
+StepFn = Callable[[list[torch.Tensor], int, int, int, Exchange], None]
 
 
 @dataclass(frozen=True)
@@ -154,9 +158,34 @@ def _exchange(send: torch.Tensor, dst: int, recv: torch.Tensor, src: int,
             work.wait()
 
 
+@export("distributed.ring_step")
+def ring_step(chunks: list[torch.Tensor], rank: int, world_size: int, step: int, exchange: Exchange) -> None:
+    """Run step ``step`` of the ring on this rank, in place on its ``chunks``.
+
+    Args:
+        chunks: this rank's ``N`` chunks (views into its flat tensor, sizes as :func:`chunk_bounds`).
+        rank: this rank's index in the ring, ``0 .. N-1``.
+        world_size: ``N``.
+        step: ``0 .. 2 (N - 1) - 1``; the first ``N - 1`` steps reduce-scatter, the rest all-gather.
+        exchange: ``exchange(send, recv_numel)`` sends ``send`` to rank ``r + 1`` and returns the
+            ``recv_numel`` elements rank ``r - 1`` sent in the same step.
+
+    Reduce-scatter adds the received chunk to the local one; all-gather overwrites it
+    (:func:`ring_schedule` says which chunk goes where). :func:`ring_all_reduce` calls this once
+    per step; its ``step_fn`` argument takes another function with the same signature.
+    """
+    schedule = ring_schedule(world_size)[step]
+    outgoing, incoming = schedule[rank], schedule[(rank - 1) % world_size]
+    received = exchange(chunks[outgoing.chunk], chunks[incoming.chunk].numel())
+    if incoming.phase == "reduce-scatter":
+        chunks[incoming.chunk].add_(received)
+    else:
+        chunks[incoming.chunk].copy_(received)
+
+
 @export("distributed.ring_all_reduce")
 def ring_all_reduce(tensor: torch.Tensor, group: dist.ProcessGroup | None = None, *,
-                    validate: bool = True) -> Traffic:
+                    validate: bool = True, step_fn: StepFn | None = None) -> Traffic:
     """Sum ``tensor`` across the ranks of ``group`` in place, with the ring algorithm.
 
     Call it on every rank of ``group`` with tensors of the same shape and dtype (as
@@ -168,6 +197,8 @@ def ring_all_reduce(tensor: torch.Tensor, group: dist.ProcessGroup | None = None
         group: the process group (default: the whole world).
         validate: first check, with one tiny ``all_gather``, that every rank passed the same
             shape and dtype; ``False`` skips it (timing runs).
+        step_fn: what runs each step (default :func:`ring_step`); the chapter's exercise plugs
+            the learner's step in here.
 
     Returns:
         :class:`Traffic`: the bytes this rank sent and received.
@@ -191,14 +222,13 @@ def ring_all_reduce(tensor: torch.Tensor, group: dist.ProcessGroup | None = None
     chunks = [flat[a:b] for a, b in chunk_bounds(flat.numel(), n)]
     inbox = torch.empty_like(chunks[0])  # chunk 0 is the largest
     right, left = global_rank(group, (rank + 1) % n), global_rank(group, (rank - 1) % n)
-    for step in ring_schedule(n):
-        outgoing, incoming = step[rank], step[(rank - 1) % n]
-        send, target = chunks[outgoing.chunk], chunks[incoming.chunk]
-        recv = inbox[:target.numel()]
-        _exchange(send, right, recv, left, group)
-        if incoming.phase == "reduce-scatter":
-            target.add_(recv)
-        else:
-            target.copy_(recv)
+
+    def exchange(send: torch.Tensor, recv_numel: int) -> torch.Tensor:
+        recv = inbox[:recv_numel]
+        _exchange(send.contiguous(), right, recv, left, group)
         traffic.add(send.numel() * send.element_size(), recv.numel() * recv.element_size())
+        return recv
+
+    for step in range(2 * (n - 1)):
+        (step_fn or ring_step)(chunks, rank, n, step, exchange)
     return traffic
