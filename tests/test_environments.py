@@ -15,7 +15,8 @@ output compared, as in the main suite):
 Downloads are cached by pip (``~/.cache/pip``), so only the first run fetches the several-GB
 torch wheels. An interpreter that is missing skips its entry, unless
 ``COURSE_REQUIRE_ENVIRONMENTS=1`` (``.ci/run`` sets it). Each entry prints its install and run
-times (``pytest -s`` shows them).
+times (``pytest -s`` shows them); ``COURSE_ENVIRONMENTS_DIR=<folder>`` keeps the environments
+there to look into afterwards.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class Env:
     """A fresh virtual environment and the commands run in it, timed."""
 
     def __init__(self, path: Path, base_python: Path):
+        if keep := os.environ.get("COURSE_ENVIRONMENTS_DIR"):  # keep them there to look into afterwards
+            path = Path(keep) / path.name
+            shutil.rmtree(path, ignore_errors=True)
         subprocess.run([base_python, "-m", "venv", path], check=True)
         self.path = path
         self.python = path / "bin" / "python"
@@ -92,12 +96,28 @@ class Env:
     def run_notebooks(self) -> None:
         """Every notebook under nbval, with this repository's pytest settings (pyproject.toml)."""
         notebooks = sorted(map(str, (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
-        self.run("notebooks", self.python, "-m", "pytest", "-q", "-n", "2", "--dist", "loadfile", *notebooks,
-                 timeout=RUN_TIMEOUT)
+        start = time.perf_counter()
+        done = subprocess.run([str(self.python), "-m", "pytest", "-q", "-n", "2", "--dist", "loadfile", *notebooks],
+                              env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        self.seconds["notebooks"] = time.perf_counter() - start
+        assert done.returncode == 0, "notebooks failed here:\n" + "\n".join(nbval_failures(done.stdout))
 
     def report(self, name: str) -> None:
         times = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in self.seconds.items())
         print(f"\n[environment {name}] {times}; total {sum(self.seconds.values()):.0f} s", flush=True)
+
+
+def nbval_failures(output: str) -> list[str]:
+    """``notebook::Cell N | the error it raised`` for each failing cell of an nbval run's output."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    failures, cell = [], "?"
+    for line in text.splitlines():
+        if heading := re.match(r"^_+ (notebooks/\S+::Cell \d+) _+$", line):
+            cell = heading.group(1)
+        elif re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt|Exit)\b: ?", line):
+            failures.append(f"{cell} | {line[:300]}")
+    summary = [line for line in text.splitlines() if re.match(r"^\d+ (failed|passed)", line)]
+    return failures + summary or [text[-3000:]]
 
 
 def pins(path: Path) -> dict[str, str]:
