@@ -20,10 +20,12 @@ from course_lib.attention import (
     SoftmaxState,
     attention_ref,
     block_state,
+    flash_attention,
     flash_attention_torch,
     merge_states,
     online_softmax,
 )
+from course_lib.runtime import triton_available
 
 INF, NAN = float("inf"), float("nan")
 SPECIAL = st.sampled_from([0.0, -0.0, 1.0, -3.0, INF, -INF, NAN, 5e-324, 1e300, -1e300, 1.7976931348623157e308,
@@ -160,3 +162,31 @@ def test_a_nan_score_behind_the_causal_mask_does_not_reach_earlier_queries():
         assert torch.isfinite(ours[0, 0, :4]).all() and ours[0, 0, 4].isnan().all()
     with sdpa_kernel(SDPBackend.MATH):
         assert F.scaled_dot_product_attention(q, k, v, is_causal=True).isnan().all()
+
+
+# --- empty batches and sequences: SDPA's results -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("b, t, s", [(0, 3, 5), (2, 0, 5), (2, 3, 0), (1, 0, 0)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_empty_inputs_follow_sdpa(b, t, s, causal):
+    """B = 0 or T = 0: empty outputs; S = 0 (no key): zeros, as SDPA — forward and backward."""
+    if causal and s == 0 and t > 0:
+        pytest.skip("SDPA's is_causal needs a key for each query")
+    impls = {"attention_ref": attention_ref,
+             "flash_attention_torch": lambda q, k, v, c: flash_attention_torch(q, k, v, c, block_m=2, block_n=2),
+             "flash_attention(torch)": lambda q, k, v, c: flash_attention(q, k, v, c, impl="torch")}
+    if triton_available():
+        impls["flash_attention(triton)"] = lambda q, k, v, c: flash_attention(q, k, v, c, impl="triton")
+    q = torch.randn(b, 2, t, 16, requires_grad=True)
+    k, v = (torch.randn(b, 2, s, 16, requires_grad=True) for _ in range(2))
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    ref_grads = torch.autograd.grad(ref.sum(), (q, k, v), allow_unused=True)
+    for name, fn in impls.items():
+        out = fn(q, k, v, causal)
+        assert out.shape == ref.shape, name
+        torch.testing.assert_close(out, ref, msg=name)
+        grads = torch.autograd.grad(out.sum(), (q, k, v), allow_unused=True)
+        for g, rg in zip(grads, ref_grads):
+            if g is not None and rg is not None:
+                torch.testing.assert_close(g, rg, msg=name)

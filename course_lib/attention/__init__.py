@@ -18,6 +18,8 @@ Layers, bottom-up (each module's docstring is its concept card):
   the ``triton`` package).
 * :mod:`~course_lib.attention.flash` — :func:`flash_attention` (``impl="triton" | "torch"``), the
   dispatcher above both paths.
+* :mod:`~course_lib.attention.decoding` — a few queries against a long KV cache: bottom-right
+  causal alignment and split-K (flash-decoding) with the merge rule.
 * :mod:`~course_lib.attention.io_model`, :mod:`~course_lib.attention.memory` — HBM traffic and
   memory kept for backward.
 * :mod:`~course_lib.attention.benchmark` — TFLOP/s against SDPA on a GPU (a harness: reached as
@@ -28,6 +30,7 @@ Notebook: ``notebooks/09_flash_attention``. Tests: ``tests/test_attention*.py``.
 """
 
 from course_lib._lazy import lazy_exports
+from course_lib.attention.decoding import bottom_right_causal_mask, decode_attention, split_kv_states
 from course_lib.attention.flash import FlashAttention, flash_attention
 from course_lib.attention.flash_torch import FlashAttentionTorch, flash_attention_torch
 from course_lib.attention.io_model import (
@@ -59,7 +62,9 @@ __all__ = [
     "TilingState",
     "attention_ref",
     "block_state",
+    "bottom_right_causal_mask",
     "causal_tile_skipped",
+    "decode_attention",
     "flash_attention",
     "flash_attention_io",
     "flash_attention_ref",
@@ -69,6 +74,7 @@ __all__ = [
     "merge_states",
     "online_softmax",
     "saved_for_backward_bytes",
+    "split_kv_states",
     "standard_attention_io",
     "supported_dtypes",
     "tile_schedule",

@@ -11,7 +11,7 @@ Each solution is the mechanism written out, never a call of the function taught
 (``merge_states``, ``causal_tile_skipped``, ``rescale_accumulator``); ``tests/test_attention_exercises.py``
 checks each against the library.
 
-Notebook: ``09_flash_attention`` §6. Tests: ``tests/test_attention_exercises.py``.
+Notebook: ``09_flash_attention`` §8. Tests: ``tests/test_attention_exercises.py``.
 """
 
 from __future__ import annotations

@@ -62,6 +62,8 @@ def flash_forward_torch(
     dt = _math_dtype(q.dtype)
     o = torch.empty(B, H, T, D, dtype=q.dtype, device=q.device)
     lse = torch.empty(B, H, T, dtype=dt, device=q.device)
+    if S == 0:  # no key: the empty sum of values, as SDPA; L = log(empty sum) = -inf
+        return o.zero_(), lse.fill_(float("-inf"))
     for i, r0 in enumerate(range(0, T, block_m)):
         rows = range(r0, min(T, r0 + block_m))
         q_i = q[:, :, rows.start:rows.stop].to(dt)  # (B, H, bm, D)

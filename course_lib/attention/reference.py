@@ -13,7 +13,9 @@ query ``i`` sees keys ``j <= i`` (the mask is aligned to the top-left corner whe
 row sees at least key 0 and no row is empty). FlashAttention ≥ 2.1 aligns it bottom-right
 instead; the two agree when T == S.
 
-Special values: a masked score is *replaced* by ``-inf`` (``masked_fill``), so a nan or inf in a
+Empty inputs follow SDPA: a batch or ``T`` of 0 gives an empty output; ``S = 0`` (no key at all)
+gives zeros, the empty sum of values (a softmax over nothing is never normalised). Special
+values: a masked score is *replaced* by ``-inf`` (``masked_fill``), so a nan or inf in a
 key that a query cannot see never reaches that query — as in FlashAttention, which does not even
 load such keys. SDPA's math backend adds a ``-inf`` bias instead, and ``nan + (-inf) = nan``
 reaches every row (``tests/test_attention_edges.py`` pins the difference). Otherwise IEEE rules
@@ -40,16 +42,17 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | 
 
     Raises:
         TypeError: not tensors, not floating point, dtypes differ, or a non-real scale.
-        ValueError: not 4-D, sizes that disagree, an empty sequence, devices differ, scale <= 0.
+        ValueError: not 4-D, sizes that disagree, D = 0, devices differ, scale <= 0. Empty batches
+            and sequences are fine: T = 0 gives an empty output and S = 0 (no key) an output of
+            zeros, as SDPA.
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         _checks.tensor(name, t, floating=True)
     dims = _checks.shape("q", q, "B H T D")
     _checks.shape("k", k, "B H S D", dims)
     _checks.shape("v", v, "B H S D", dims)
-    if dims["T"] == 0 or dims["S"] == 0 or dims["D"] == 0:
-        raise ValueError(f"q, k and v need at least one position and one feature; got q {tuple(q.shape)}, "
-                         f"k {tuple(k.shape)}")
+    if dims["D"] == 0:  # the default scale 1/sqrt(D) would be inf
+        raise ValueError(f"q, k and v need at least one feature (D >= 1); got q {tuple(q.shape)}, k {tuple(k.shape)}")
     _checks.same_device(q=q, k=k, v=v)
     _checks.same_dtype(q=q, k=k, v=v)
     if scale is None:

@@ -16,7 +16,7 @@ Three layers, as every widget of the course:
 The state comes from :func:`course_lib.attention.online_softmax.merge_states` on a fixed random
 Q and K, the same code the PyTorch tiling runs.
 
-Notebook: ``09_flash_attention`` §6 (widget). Tests: ``tests/test_attention_tiling.py``.
+Notebook: ``09_flash_attention`` §7 (widget). Tests: ``tests/test_attention_tiling.py``.
 """
 
 from __future__ import annotations
