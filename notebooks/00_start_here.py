@@ -20,6 +20,15 @@
 # `torch.distributed`, `torch.amp`), and every claim a notebook makes is an `assert`: if a
 # result were wrong, the notebook would fail in CI.
 #
+# **You will be able to**
+#
+# 1. say what `course_lib`, the notebooks and the tests each do, and find a chapter's code;
+# 2. check what your machine runs (`python -m course_lib doctor`) — a GPU is optional;
+# 3. explain why a softmax subtracts the maximum logit, and what temperature does to entropy;
+# 4. use a widget and an auto-checked exercise, and read the feedback when an answer is wrong.
+#
+# **Prerequisites**: Python and a first contact with PyTorch tensors. **Time**: about 20 minutes.
+#
 # The first code cell of every notebook does something only on Google Colab: it installs
 # `course_lib` at the version the notebook was written for. Everywhere else it does nothing.
 
@@ -105,11 +114,10 @@ assert torch.isnan(naive).all()  # inf / inf
 # $\le 0$. This is `course_lib.temperature.softmax`, printed from the library:
 
 # %%
-import inspect
-
+from course_lib.source import show_source
 from course_lib.temperature import entropy, softmax
 
-print(inspect.getsource(softmax))
+show_source(softmax)
 
 # %% [markdown]
 # Checked against PyTorch's own softmax, including the logits that broke the naive formula:
@@ -136,7 +144,7 @@ example = torch.tensor(EXAMPLE_LOGITS, dtype=torch.float64)
 temperatures = torch.logspace(-1, 1, 41).tolist()
 entropies = [entropy(softmax(example, t)).item() for t in temperatures]
 assert all(a < b for a, b in zip(entropies, entropies[1:]))  # entropy rises with temperature
-fig, ax = plt.subplots(figsize=(6, 3))
+fig, ax = plt.subplots(figsize=(7, 3))
 ax.semilogx(temperatures, entropies, marker=".")
 ax.axhline(torch.log(torch.tensor(len(EXAMPLE_LOGITS))).item(), ls="--", c="gray", label="uniform: log V")
 ax.set_xlabel("temperature T")
@@ -184,12 +192,32 @@ def my_softmax(logits):
 stable_softmax.check(my_softmax);
 
 # %% [markdown]
+# What a wrong answer looks like: the naive formula from the top of this notebook, run through
+# the same check. It names the first input that fails, what was expected and what came back —
+# here the logits near 1000, where `exp` overflows and inf / inf gives nan.
+
+# %% tags=["nbval-check-output"]
+def naive_softmax(logits):
+    return logits.exp() / logits.exp().sum(dim=-1, keepdim=True)
+
+
+result = stable_softmax.check(naive_softmax)
+assert not result.passed and result.attempted
+assert result.failing_case is stable_softmax.edge_cases[1] and "nan" in result.message
+
+# %% [markdown]
 # ## Summary
 #
-# * `course_lib` implements, tests verify against PyTorch, notebooks narrate and `assert`.
-# * `python -m course_lib doctor` says what runs where; the GPU is optional.
-# * Widgets are pure functions plus sliders; exercises check your code and say which input failed.
-# * The max-subtraction trick you just wrote comes back, kept *running* over blocks, in
-#   chapter 9 (FlashAttention).
+# 1. **How the course works**: `course_lib` implements, the tests verify it against PyTorch, the
+#    notebooks narrate and `assert` every claim; code shown is printed from the library
+#    (`course_lib.source.show_source`).
+# 2. **Your machine**: `python -m course_lib doctor` says what runs where; the GPU is optional.
+# 3. **Softmax and temperature**: subtracting the maximum keeps every exponent ≤ 0, so `exp` cannot
+#    overflow; a low temperature concentrates the probability (entropy → 0), a high one spreads it
+#    (entropy → log V). The same trick, kept *running* over blocks, returns in chapter 9
+#    (FlashAttention).
+# 4. **Widgets and exercises**: a widget is a pure function plus controls; `check` runs your
+#    function on edge cases and random inputs and names the first one that fails — as it did for
+#    the naive softmax above.
 #
 # Next: [chapter 1, autograd](01_autograd.ipynb).
