@@ -23,6 +23,17 @@
 # nothing but `send`/`recv`, and a ~150-line DDP compared with PyTorch's. No GPU needed: every
 # "device" here is a CPU process.
 #
+# **You will be able to**
+# 1. start and supervise a group of processes that talk through `torch.distributed`;
+# 2. write a ring all-reduce (reduce-scatter + all-gather) with `send`/`recv` and count its bytes;
+# 3. explain what DDP communicates — gradients in buckets that overlap backward, averaged by
+#    dividing *before* the sum, and buffers at every forward — and build it (`SimpleDDP`);
+# 4. read timings and failures of multi-process code on one machine with care.
+#
+# **Prerequisites:** chapter 1 (autograd, hooks), chapter 3 (FP16 overflow), Python's
+# `multiprocessing` at the level of "a process has its own memory". **Time:** about 90 minutes
+# (the cells that start processes take a few seconds each).
+#
 # Library: `course_lib.distributed`. Tests: `tests/test_distributed*.py`.
 
 # %%
@@ -56,14 +67,17 @@ if "google.colab" in sys.modules:
 # * its own optimizer and optimizer state (also identical, because the steps are),
 # * its own shard of every batch (a `DistributedSampler` in real code),
 #
-# and the processes exchange only **gradients**, with an all-reduce that overlaps the backward
-# pass. Nothing is copied per step besides the gradients, no Python is shared, and the same
-# code runs on one laptop or 1000 machines. Why averaging gradients is right: with a global
+# and the processes exchange **gradients**, with an all-reduce that overlaps the backward pass,
+# and — by default (`broadcast_buffers=True`) — rank 0's **buffers** (BatchNorm's running
+# statistics) at the start of every forward. No model copy per step, no shared Python, and the
+# same code runs on one laptop or 1000 machines. Why averaging gradients is right: with a global
 # batch of $B = N b$ examples split into $N$ shards of $b$,
 #
 # $$\nabla \frac{1}{B}\sum_{i=1}^{B} \ell_i \;=\; \frac{1}{N}\sum_{r=1}^{N} \underbrace{\nabla \frac{1}{b}\sum_{i \in \text{shard } r} \ell_i}_{g_r \text{, computed by rank } r}$$
 #
-# so after `all_reduce(g_r)` and a division by $N$, every rank holds the full-batch gradient.
+# so after an all-reduce of the $g_r$ and a division by $N$ — in either order, since
+# $\frac{1}{N}\sum_r g_r = \sum_r \frac{g_r}{N}$ — every rank holds the full-batch gradient.
+# (Which order DDP picks, and why, is below.)
 #
 # ## Processes, not threads
 #
@@ -73,14 +87,13 @@ if "google.colab" in sys.modules:
 # processes import them by name. Each rank's output comes back prefixed with its rank:
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import torch
 
 from course_lib.distributed import experiment, launch
+from course_lib.source import show_source
 
-print(inspect.getsource(experiment.hello))
+show_source(experiment.hello)
 result = launch(experiment.hello, 4)
 print("results:", result.results)
 assert result.results == [(r, 4, 0.0 + 1 + 2 + 3) for r in range(4)]  # every rank got the same sum
@@ -124,7 +137,7 @@ for step in (0, 3, 6):
 # %%
 from course_lib.distributed import ring_all_reduce, ring_schedule
 
-print(inspect.getsource(ring_schedule))
+show_source(ring_schedule)
 
 # %% [markdown]
 # And the implementation over real processes: `send`/`recv` only (posted together with
@@ -133,7 +146,7 @@ print(inspect.getsource(ring_schedule))
 # by one element when $N$ does not divide the size:
 
 # %%
-print(inspect.getsource(ring_all_reduce))
+show_source(ring_all_reduce)
 
 # %% [markdown]
 # ### Check: ring and naive against `dist.all_reduce`, on 2, 4 and 8 processes
@@ -207,9 +220,8 @@ plt.show()
 # Read these numbers with care: here the "network" is the loopback interface and $N$ processes
 # share this machine's few cores, so large $N$ measures CPU contention as much as the
 # algorithm. Small messages are dominated by *latency* — the ring needs $2(N-1)$ sequential
-# steps, gloo's own all-reduce picks other algorithms for small sizes; large messages by
-# *bandwidth*, where the naive hub's $(N-1)B$ shows. The byte counts above are what carries over
-# to a real cluster.
+# steps, each paying the per-message cost; large messages by *bandwidth*, where the naive hub's
+# $(N-1)B$ shows. The byte counts above are what carries over to a real cluster.
 
 # %%
 SIZES_BYTES = [4 * 2**10, 64 * 2**10, 2**20, 8 * 2**20, 32 * 2**20]
@@ -237,17 +249,43 @@ for n, t in timings.items():
 # 2. **buckets**: group parameters into buckets of about `bucket_cap_mb`, in *reverse*
 #    parameter order — backward produces the last layer's gradients first (`assign_buckets`);
 # 3. a **hook** per parameter (`register_post_accumulate_grad_hook`) counts arriving gradients;
-#    when a bucket is full it is flattened and an **asynchronous** `all_reduce` starts, while
-#    backward goes on computing earlier layers;
+#    when a bucket is full its gradients are copied into it **multiplied by $1/N$** and an
+#    **asynchronous** `all_reduce` starts, while backward goes on computing earlier layers;
 # 4. at the end of backward (a callback queued on the autograd engine) it **waits** for every
-#    bucket, divides by $N$ and writes the averages back into `.grad` — before `optimizer.step()`.
+#    bucket and writes the sums of $g_r/N$ — the averages — back into `.grad`, before
+#    `optimizer.step()`;
+# 5. before every forward, it **broadcasts the buffers** from rank 0 again (DDP's default).
+#
+# Dividing *before* the sum is PyTorch's order too (its reducer multiplies by $1/N$ while copying
+# gradients into the bucket): the sum of $N$ FP16 gradients can overflow where the sum of
+# $g_r/N$ cannot exceed the largest of them.
 
 # %%
 from course_lib.distributed import SimpleDDP, assign_buckets
 
-print(inspect.getsource(assign_buckets))
-print(inspect.getsource(SimpleDDP._launch_ready_buckets))
-print(inspect.getsource(SimpleDDP.finish_gradient_synchronization))
+show_source(assign_buckets, SimpleDDP._launch_ready_buckets, SimpleDDP.finish_gradient_synchronization)
+
+# %% [markdown]
+# The order matters in FP16. Two ranks each hold the FP16 gradient 40000 (FP16's max is 65504):
+
+# %% tags=["nbval-check-output"]
+orders = launch(experiment.average_order, 2, show_output=False).results[0]
+print("\n".join(f"{how:<16} {value}" for how, value in orders.items()))
+assert orders["sum_then_divide"] == float("inf")  # 80000 overflowed before the division
+assert orders["divide_then_sum"] == orders["simple_ddp"] == orders["torch_ddp"] == 40000.0
+
+# %% [markdown]
+# And the buffers: each rank sets its BatchNorm running mean to its own rank number *after*
+# wrapping, then runs one forward. With `broadcast_buffers=True` (the default) every rank sees
+# rank 0's value afterwards, in both implementations; with `False`, each keeps its own:
+
+# %% tags=["nbval-check-output"]
+for broadcast in (True, False):
+    means = launch(experiment.buffers_each_forward, 3, kwargs=dict(broadcast_buffers=broadcast),
+                   show_output=False).results
+    print(f"broadcast_buffers={broadcast!s:<5}: running mean per rank {[m['torch_ddp'] for m in means]} "
+          f"(torch DDP) {[m['simple_ddp'] for m in means]} (SimpleDDP)")
+    assert all(m["simple_ddp"] == m["torch_ddp"] == (0.0 if broadcast else float(r)) for r, m in enumerate(means))
 
 # %% [markdown]
 # ### Check: SimpleDDP = PyTorch's DDP = one process on the full batch
@@ -419,6 +457,12 @@ widget.controls["step"].value = 0
 #
 # Replace each `raise NotImplementedError` and run the cell. Every exercise has `.hint()` (call
 # it again for the next hint) and `.solution()`.
+#
+# ### 1. One step of the ring, on real processes
+#
+# The chapter's central mechanism. Your function is plugged into the library's `ring_all_reduce`
+# in place of `ring_step` and run on 2, 3 and 5 processes against `dist.all_reduce` (a few
+# seconds per world size).
 
 # %%
 from course_lib.distributed.exercises import (
@@ -426,8 +470,23 @@ from course_lib.distributed.exercises import (
     gradient_averaging_hook,
     reduce_scatter_schedule,
     ring_bytes,
+    ring_step,
 )
 
+ring_step.show();
+
+
+# %%
+def my_ring_step(chunks, rank, world_size, step, exchange):
+    raise NotImplementedError  # your code here
+
+
+ring_step.check(my_ring_step);
+
+# %% [markdown]
+# ### 2. The reduce-scatter schedule, 3. bytes per rank, 4. buckets, 5. the averaging hook
+
+# %%
 reduce_scatter_schedule.show();
 
 # %%
@@ -470,13 +529,16 @@ gradient_averaging_hook.check(my_gradient_averaging_hook);
 # %% [markdown]
 # ## Summary
 #
-# * DDP runs **one process per device**; only gradients travel, averaged by an all-reduce, so
-#   the replicas stay identical. DataParallel's threads share one interpreter and one GPU hub.
+# * DDP runs **one process per device**; gradients travel in buckets, averaged by an all-reduce
+#   that overlaps backward, and buffers are re-broadcast from rank 0 at every forward (by
+#   default), so the replicas stay identical. DataParallel's threads share one interpreter and
+#   one GPU hub.
 # * The **ring** all-reduce (reduce-scatter + all-gather) sends $2(N-1)/N$ of the tensor per
 #   rank, whatever $N$; the naive hub carries $(N-1)$ tensors each way. Latency, not bandwidth,
 #   decides small messages.
-# * **SimpleDDP**: broadcast, reverse-order buckets, gradient hooks, async all-reduce during
-#   backward, average, wait before the step — equal to PyTorch's DDP to 1e-6.
+# * **SimpleDDP**: broadcast, reverse-order buckets, gradient hooks, divide by $N$ then an async
+#   all-reduce during backward, wait before the step, buffers broadcast every forward — equal to
+#   PyTorch's DDP to 1e-6. Dividing before the sum keeps FP16 gradients from overflowing.
 # * Multi-process code needs **fault handling**: a dead rank must stop everyone, with its name
 #   on the error.
 #
