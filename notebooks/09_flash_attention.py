@@ -25,6 +25,19 @@
 # saves, measured and modelled → a widget that steps through the loops → exercises. Everything
 # runs on a CPU; the Triton kernels run in Triton's interpreter there (exact, slow). With a GPU,
 # the same kernels compile for it and a last section compares their speed with PyTorch's own.
+# Without the `triton` package (macOS, Linux on ARM) the Triton cells say so and skip; the rest runs.
+#
+# **You will be able to**
+# 1. explain with an IO model why standard attention is memory-bound and what FlashAttention saves;
+# 2. merge two partial softmax states exactly (the online softmax) and tile attention with it;
+# 3. derive FlashAttention's backward pass, $dS = P \circ (dP - D)$ with $D = \mathrm{rowsum}(dO \circ O)$,
+#    and say why it needs only $O$ and the log-sum-exp;
+# 4. read a Triton kernel of the algorithm and explain FlashAttention-2's loop order;
+# 5. split a long KV cache for decoding and merge the pieces (flash-decoding).
+#
+# **Prerequisites:** a stable softmax (chapter 0), autograd (chapter 1), matrix shapes of
+# multi-head attention. **Time:** about 90 minutes (the Triton interpreter makes a few cells take
+# tens of seconds on a CPU).
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
@@ -42,15 +55,17 @@ if "google.colab" in sys.modules:
     subprocess.run([*pip, *names], check=True)
 
 # %%
-import inspect
-import time
-
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
 from course_lib import runtime
+from course_lib.source import show_source
+from course_lib.timing import compare, ratio
 
+TRITON = runtime.triton_available()  # False on macOS and Linux on ARM: the Triton cells skip
+SKIP = ("(skipped: the triton package is not installed here — Triton ships for Linux x86-64; "
+        'flash_attention(..., impl="torch") is the same algorithm in PyTorch)')
 print("device:", runtime.device(), "| Triton mode:", runtime.triton_mode())
 
 # %% [markdown]
@@ -64,8 +79,7 @@ print("device:", runtime.device(), "| Triton mode:", runtime.triton_mode())
 # %%
 from course_lib.attention import attention_ref
 
-print(inspect.getsource(attention_ref).split('"""')[0] + "...")
-print(inspect.getsource(attention_ref).split('"""')[2])
+show_source(attention_ref)
 
 # %%
 q, k, v = torch.randn(3, 2, 4, 257, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64).unbind(0)
@@ -75,15 +89,23 @@ print("attention_ref == torch.nn.functional.scaled_dot_product_attention (float6
 
 # %% [markdown]
 # How big are $S$ and $P$? Per head and per sequence, $N^2$ numbers. The fast on-chip memory
-# (SRAM, shared memory) that a GPU's arithmetic units read from is small: 192 KiB per streaming
-# multiprocessor on an A100, 228 KiB on an H100. Already at $N = 1024$ one head's $S$ in fp16 is
-# 2 MiB — it cannot stay on chip, so it goes to HBM.
+# (SRAM) that a GPU's arithmetic units read from is small. Each streaming multiprocessor (SM) has
+# one SRAM array split between L1 cache and *shared memory*, the part a kernel manages itself;
+# compare like with like — the most shared memory a kernel can have per SM (NVIDIA's tuning
+# guides: A100 164 KiB of its 192 KiB of L1/shared, H100 228 KiB of 256 KiB). Already at
+# $N = 1024$ one head's $S$ in fp16 is many times that — it cannot stay on chip, so it goes to HBM.
 
 # %% tags=["nbval-check-output"]
-SRAM_BYTES = 192 * 1024  # one A100 SM's shared memory + L1
+SHARED_PER_SM = {"A100": 164 * 1024, "H100": 228 * 1024}  # max shared memory per SM, bytes (same quantity)
+L1_AND_SHARED_PER_SM = {"A100": 192 * 1024, "H100": 256 * 1024}  # the SRAM array it is carved from
+for gpu in SHARED_PER_SM:
+    print(f"{gpu}: up to {SHARED_PER_SM[gpu] // 1024} KiB shared memory per SM "
+          f"(of {L1_AND_SHARED_PER_SM[gpu] // 1024} KiB L1 + shared)")
 for n in (256, 1024, 4096, 16384, 65536):
     s_bytes = n * n * 2  # fp16
-    print(f"N = {n:>6}: S per head = {s_bytes / 2**20:>9.2f} MiB = {s_bytes / SRAM_BYTES:>9.1f} x one SM's SRAM")
+    print(f"N = {n:>6}: S per head = {s_bytes / 2**20:>9.2f} MiB = {s_bytes / SHARED_PER_SM['A100']:>9.1f} x "
+          f"an A100 SM's shared memory, {s_bytes / SHARED_PER_SM['H100']:>8.1f} x an H100's")
+assert 1024 * 1024 * 2 > 8 * SHARED_PER_SM["H100"]  # N = 1024: S alone overflows even an H100 SM many times
 
 # %% [markdown]
 # Is moving $S$ and $P$ what takes the time? The **arithmetic intensity** of a computation is
@@ -112,12 +134,18 @@ for name, (flops, nbytes) in ops.items():
 assert ops["P = softmax(S)"][0] / ops["P = softmax(S)"][1] < 2  # the softmax does ~1 FLOP per byte
 intensity = {name: flops / nbytes for name, (flops, nbytes) in ops.items()}
 assert intensity["standard attention (all)"] < RIDGE / 4
-assert intensity["FlashAttention-2 (all)"] > 4 * intensity["standard attention (all)"]
+gain = intensity["FlashAttention-2 (all)"] / intensity["standard attention (all)"]
+busy = intensity["P = softmax(S)"] / RIDGE  # fraction of the time the softmax keeps the arithmetic units busy
+print(f"the softmax's arithmetic fills {busy:.1%} of its time (it waits on memory for the rest); "
+      f"FlashAttention-2 raises the intensity {gain:.1f}x")
+assert busy < 0.01 and 5 < gain < 7
+assert intensity["FlashAttention-2 (all)"] > 0.9 * RIDGE
 
 # %% [markdown]
-# The softmax does about one FLOP per byte: it waits on memory for ~99 % of its time, and the
-# whole of standard attention sits far below the ridge. FlashAttention never writes $S$ or $P$,
-# which raises the intensity about six-fold here, close to the ridge point.
+# The softmax does about one FLOP per byte: it waits on memory for nearly all of its time (printed
+# above), and the whole of standard attention sits far below the ridge. FlashAttention never
+# writes $S$ or $P$, which raises the intensity several-fold here (printed above), close to the
+# ridge point.
 #
 # ## 2 · Online softmax
 #
@@ -141,8 +169,7 @@ assert intensity["FlashAttention-2 (all)"] > 4 * intensity["standard attention (
 # %%
 from course_lib.attention import SoftmaxState, block_state, merge_states, online_softmax
 
-print(inspect.getsource(merge_states).split('"""')[0] + "...")
-print(inspect.getsource(merge_states).split('"""')[2])
+show_source(merge_states)
 
 # %% [markdown]
 # Step by step on one row of 8 scores, read in blocks of 3 (`course_lib.attention.online_softmax`
@@ -184,23 +211,59 @@ print("online_softmax == torch.softmax for every block size tried")
 #     write O_i = acc / l  and  L_i = m + log l    # L: all backward needs
 # ```
 #
-# The backward pass recomputes each $P_{ij} = \exp(S_{ij} - L_i)$ from the saved log-sum-exp
-# instead of storing $P$, with $D_i = \mathrm{rowsum}(dO_i \circ O_i)$:
-# $dV_j \mathrel{+}= P_{ij}^\top dO_i$, $dS_{ij} = P_{ij} \circ (dO_i V_j^\top - D_i)$,
-# $dQ_i \mathrel{+}= \text{scale}\cdot dS_{ij} K_j$, $dK_j \mathrel{+}= \text{scale}\cdot dS_{ij}^\top Q_i$.
-#
 # ### The PyTorch version
 #
 # `course_lib.attention.flash_attention_torch` is that pseudo-code, with block sizes as
-# arguments: the forward pass folds each tile into the running state with `merge_states`; the
-# backward pass (a `torch.autograd.Function`) recomputes $P$ tile by tile.
+# arguments: the forward pass folds each tile into the running state with `merge_states`.
 
 # %%
 from course_lib.attention import flash_attention_torch
 from course_lib.attention.flash_torch import flash_backward_torch, flash_forward_torch
 
-print(inspect.getsource(flash_forward_torch))
-print(inspect.getsource(flash_backward_torch))
+show_source(flash_forward_torch)
+
+# %% [markdown]
+# ### The backward pass, derived
+#
+# Take one query row $i$ (drop the index): scores $s_j = \text{scale}\cdot q \cdot k_j$,
+# $P = \mathrm{softmax}(s)$, $o = \sum_j P_j v_j$, and the incoming gradient $dO = \partial L / \partial o$.
+#
+# * $o$ is linear in $P$ and in $V$: $\;dV_j \mathrel{+}= P_j\, dO$ (so $dV = P^\top dO$) and
+#   $dP_j = dO \cdot v_j$ (so $dP = dO\, V^\top$).
+# * The softmax Jacobian is $\partial P_j / \partial s_k = P_j(\delta_{jk} - P_k)$, so
+#   $$dS_k = \sum_j dP_j\, P_j (\delta_{jk} - P_k) = P_k\Big(dP_k - \sum_j P_j\, dP_j\Big).$$
+# * The sum looks like it needs the whole row of $P$. It does not:
+#   $\sum_j P_j\, dP_j = \sum_j P_j\,(dO \cdot v_j) = dO \cdot \sum_j P_j v_j = dO \cdot o$.
+#   With $D_i = \mathrm{rowsum}(dO \circ O)_i$ — one number per row, from the *output*:
+#   $$dS = P \circ (dP - D), \qquad dQ = \text{scale}\cdot dS\,K, \qquad dK = \text{scale}\cdot dS^\top Q.$$
+#
+# So backward needs $Q, K, V, O, dO$ and, to rebuild each tile $P_{ij} = \exp(S_{ij} - L_i)$, the
+# log-sum-exp $L = m + \log \ell$ saved by forward: $O(N)$ extra numbers instead of $P$'s $N^2$.
+# Checked on a small example, step by step, against autograd:
+
+# %%
+gen = torch.Generator().manual_seed(4)
+q4 = torch.randn(5, 3, generator=gen, dtype=torch.float64, requires_grad=True)  # 5 queries, d = 3
+k4, v4 = (torch.randn(7, 3, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2))  # 7 keys
+dO = torch.randn(5, 3, generator=gen, dtype=torch.float64)  # the gradient arriving at O
+scale4 = 3 ** -0.5
+P = torch.softmax(scale4 * q4 @ k4.T, dim=-1)  # (5, 7)
+O = P @ v4  # (5, 3)
+dP = dO @ v4.T  # (5, 7)
+D = (dO * O).sum(-1, keepdim=True)  # (5, 1): rowsum(dO ∘ O)
+assert torch.allclose(D, (P * dP).sum(-1, keepdim=True), atol=1e-12)  # = Σ_j P_ij dP_ij, without P's full row
+dS = P * (dP - D)  # (5, 7)
+dq_auto, dk_auto, dv_auto = torch.autograd.grad(O, (q4, k4, v4), dO)
+for name, ours, auto in (("dQ", scale4 * dS @ k4, dq_auto), ("dK", scale4 * dS.T @ q4, dk_auto), ("dV", P.T @ dO, dv_auto)):
+    assert torch.allclose(ours, auto, atol=1e-12), name
+print("dS = P ∘ (dP - D) with D = rowsum(dO ∘ O): dQ, dK, dV equal autograd's")
+
+# %% [markdown]
+# The tiled backward pass computes exactly these lines, tile by tile, recomputing $P_{ij}$ from
+# $L$ — `delta` is $D$:
+
+# %%
+show_source(flash_backward_torch)
 
 # %% [markdown]
 # Checked against PyTorch's `scaled_dot_product_attention` — output and the gradients of
@@ -227,7 +290,8 @@ check_against_sdpa(lambda q, k, v, c: flash_attention_torch(q, k, v, c, block_m=
 # %% [markdown]
 # ### The Triton kernel
 #
-# The same algorithm, written for a GPU in Triton (`course_lib/attention/flash_triton.py`). One
+# The same algorithm, written for a GPU in Triton (`course_lib/attention/flash_triton.py`;
+# `course_lib.attention.flash_attention(impl="triton")` runs it). One
 # *program* owns one Q block of one (batch, head); `tl.load` (in `_load_tile`, masked past the
 # sequence end and the head dim) brings a tile from HBM into registers/shared memory, `tl.dot`
 # multiplies tiles on the tensor cores, `tl.store` writes back.
@@ -236,11 +300,13 @@ check_against_sdpa(lambda q, k, v, c: flash_attention_torch(q, k, v, c, block_m=
 # exercise 3 can plug in yours.
 
 # %%
-from course_lib.attention import flash_triton
+if TRITON:
+    from course_lib.attention import flash_triton
 
-for helper in (flash_triton._load_tile, flash_triton._store_tile, flash_triton.rescale_accumulator):
-    print(inspect.getsource(helper.fn))
-print(inspect.getsource(flash_triton._flash_attention_fwd_kernel.fn))
+    show_source(flash_triton._load_tile, flash_triton._store_tile, flash_triton.rescale_accumulator,
+                flash_triton._flash_attention_fwd_kernel)
+else:
+    print("The kernel's source:", SKIP)
 
 # %% [markdown]
 # The launcher checks the inputs, allocates $O$ and $L$, computes the grid (one program per Q
@@ -248,7 +314,10 @@ print(inspect.getsource(flash_triton._flash_attention_fwd_kernel.fn))
 # `_flash_attention_bwd_dq_kernel`) follow the same pattern: print them the same way.
 
 # %%
-print(inspect.getsource(flash_triton._launch_flash_attention_fwd))
+if TRITON:
+    show_source(flash_triton._launch_flash_attention_fwd)
+else:
+    print("The launcher's source:", SKIP)
 
 # %% [markdown]
 # `course_lib.attention.flash_attention(q, k, v, causal, impl="triton")` runs these kernels
@@ -260,8 +329,11 @@ print(inspect.getsource(flash_triton._launch_flash_attention_fwd))
 from course_lib.attention import flash_attention
 
 dev = runtime.triton_device()
-check_against_sdpa(lambda q, k, v, c: flash_attention(q.to(dev), k.to(dev), v.to(dev), c).cpu(),
-                   dtype=torch.float32, atol=2e-5)
+if TRITON:
+    check_against_sdpa(lambda q, k, v, c: flash_attention(q.to(dev), k.to(dev), v.to(dev), c).cpu(),
+                       dtype=torch.float32, atol=2e-5)
+else:
+    print("The Triton check:", SKIP)
 
 # %% [markdown]
 # On a CPU, time is not the point: the interpreter runs each program's tile operations one by
@@ -270,28 +342,18 @@ check_against_sdpa(lambda q, k, v, c: flash_attention(q.to(dev), k.to(dev), v.to
 # the record, this machine:
 
 # %%
-def seconds(fn, reps=3):
-    fn()  # warm-up (on a GPU: compiles the kernel)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / reps
-
-
-q, k, v = torch.randn(3, 1, 4, 512, 64, generator=torch.Generator().manual_seed(3)).unbind(0)
+q, k, v = torch.randn(3, 1, 4, 256, 64, generator=torch.Generator().manual_seed(3)).unbind(0)
 qd, kd, vd = q.to(dev), k.to(dev), v.to(dev)  # the Triton path's device
-timings = {
-    "SDPA": seconds(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
-    "attention_ref": seconds(lambda: attention_ref(q, k, v, True)),
-    "flash_attention_torch": seconds(lambda: flash_attention_torch(q, k, v, True), reps=1),
-    f"flash_attention triton ({runtime.triton_mode()})": seconds(lambda: flash_attention(qd, kd, vd, True), reps=1),
+alternatives = {
+    "SDPA": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+    "attention_ref": lambda: attention_ref(q, k, v, True),
+    "flash_attention_torch": lambda: flash_attention_torch(q, k, v, True),
 }
-for name, s in timings.items():
-    print(f"{name:<36} {s * 1e3:8.1f} ms  (forward, N = 512, d = 64, 4 heads)")
+if TRITON:
+    alternatives[f"flash_attention triton ({runtime.triton_mode()})"] = lambda: flash_attention(qd, kd, vd, True)
+timings = compare(alternatives, repeats=5, warmup=1)
+for name, t in timings.items():
+    print(f"{t}  -> {ratio(t, timings['SDPA']):7.1f} x SDPA's median  (forward, N = 256, d = 64, 4 heads)")
 
 # %% [markdown]
 # ## 4 · What it saves: memory for backward, and HBM traffic
@@ -340,10 +402,10 @@ plt.show()
 # loops transcribed from the paper.
 
 # %%
-print(inspect.getsource(flash_attention_io))
+show_source(flash_attention_io)
 
 # %%
-M = 100 * 1024  # bytes of SRAM used per block (of an A100 SM's 192 KiB)
+M = 100 * 1024  # bytes of shared memory used per block (of the 164 KiB an A100 SM offers)
 ns_io = [2**p for p in range(8, 17)]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 std = [standard_attention_io(n, 64).bytes for n in ns_io]
@@ -374,6 +436,36 @@ for n in (1024, 4096, 16384):
     s, f = standard_attention_io(n, 64), flash_attention_io(n, 64, M)
     print(f"N = {n:>5}: standard {s.bytes / 2**20:8.1f} MiB, FlashAttention {f.bytes / 2**20:7.1f} MiB "
           f"-> {s.bytes / f.bytes:.1f}x fewer bytes")
+
+# %% [markdown]
+# ### Why FlashAttention-2 puts the Q loop outside
+#
+# The paper's Algorithm 1 (FlashAttention-1) runs the **K/V loop outside**: it loads $K_j, V_j$ once,
+# then sweeps every Q block past them — and since each Q block's running $(m, \ell, O)$ has been
+# touched by earlier K/V blocks, it must **read $O_i, \ell_i, m_i$ from HBM and write them back**
+# for every one of the $T_c = \lceil N / B_c \rceil$ K/V blocks. FlashAttention-2 (and our kernel)
+# swaps the loops: a program loads $Q_i$ once, keeps $m, \ell$ and the accumulator in registers
+# while all K/V blocks stream past, and writes $O_i$ and $L_i$ **once**. In the IO model the reads
+# are alike — Algorithm 1 re-reads $Q$ and $O$ once per K/V block, FlashAttention-2 re-reads $K$
+# and $V$ once per Q block — but the writes drop from $\approx T_c N d$ (O written back after every
+# K/V block) to $N d$. Two more wins the model does not count: the Q blocks are independent, so they run in
+# parallel across SMs with no synchronisation on $O$ (Algorithm 1 parallelises over batch and heads
+# only); and the division by $\ell$ happens once at the end instead of at every step.
+
+# %% tags=["nbval-check-output"]
+from course_lib.attention import flash_block_sizes
+
+n, d = 4096, 64
+b_r, b_c = flash_block_sizes(d, M)
+fa1, fa2 = flash_attention_io(n, d, M, variant="fa1"), flash_attention_io(n, d, M, variant="fa2")
+t_c = -(-n // b_c)  # K/V blocks: how often Algorithm 1 reads and writes O back
+print(f"N = {n}, d = {d}, M = {M // 1024} KiB: B_r = {b_r}, B_c = {b_c}, T_c = {t_c} K/V blocks")
+print(f"Algorithm 1 (K/V outer): reads {fa1.reads / 1e6:6.2f} M, writes {fa1.writes / 1e6:6.2f} M elements")
+print(f"FA-2 order  (Q outer):   reads {fa2.reads / 1e6:6.2f} M, writes {fa2.writes / 1e6:6.2f} M elements")
+print(f"-> {fa1.writes / fa2.writes:.0f}x fewer writes, {fa1.bytes / fa2.bytes:.2f}x fewer bytes in all")
+assert fa2.writes == n * d + n  # O and L, once
+assert fa1.writes == n * d + 2 * n + t_c * (n * d + 2 * n)  # O, l, m written back after every K/V block
+assert fa1.bytes > 1.4 * fa2.bytes
 
 # %% [markdown]
 # ## 5 · On a GPU: TFLOP/s against PyTorch's SDPA
@@ -419,10 +511,58 @@ else:
           "the throughput comparison is skipped. Run this notebook on a GPU (e.g. Colab) to measure it.")
 
 # %% [markdown]
-# ## 6 · Widget: step through the loops
+# ## 6 · Decoding: one query against a long KV cache
 #
-# `course_lib.attention.tiling_widget()` wires sliders to the pure function
-# `course_lib.attention.tiling_view(n, block_m, block_n, step, row, causal)`. Left: the
+# When a language model generates (chapters 10 and 11), each step brings $T$ new queries — often
+# one — against a cache of $S$ keys and values that includes them. The new queries are the *last*
+# $T$ positions: query $i$ sits at position $S - T + i$ and may see keys $j \le S - T + i$. That is
+# the causal mask aligned to the **bottom-right** corner of the $T \times S$ score matrix
+# (FlashAttention ≥ 2.1). SDPA's `is_causal=True` aligns it **top-left** ($j \le i$), as our
+# `attention_ref` does — right for training ($T = S$, where the two agree), wrong for decoding:
+
+# %% tags=["nbval-check-output"]
+from course_lib.attention import bottom_right_causal_mask, decode_attention, split_kv_states
+from course_lib.attention.reference import causal_mask
+
+for name, mask in (("top-left (SDPA is_causal)", causal_mask(3, 6)), ("bottom-right (decoding)", bottom_right_causal_mask(3, 6))):
+    print(f"{name}, T = 3 new queries, S = 6 keys:")
+    print("\n".join("   " + " ".join("x" if seen else "." for seen in row) for row in mask.tolist()))
+q1, kc, vc = torch.randn(1, 4, 1, 64), torch.randn(1, 4, 4096, 64), torch.randn(1, 4, 4096, 64)
+assert torch.allclose(attention_ref(q1, kc, vc, causal=True), vc[:, :, :1])  # top-left: the new token sees key 0 only
+assert bottom_right_causal_mask(1, 4096).all()  # bottom-right: it sees the whole cache
+
+# %% [markdown]
+# With $T = 1$ there is a single Q block per (batch, head), so FlashAttention-2's grid — one
+# program per Q block and head — would keep a handful of SMs busy and leave the rest idle while
+# one program streams all 4096 keys. **Split-K** (flash-decoding) cuts the *keys* into chunks, lets
+# one program per chunk compute a partial state $(m, \ell, \mathrm{acc})$ in parallel, and merges
+# the partial states with the rule of §2 — exact, in any order.
+# `course_lib.attention.decode_attention` does that with `split_kv_states` and `merge_states`:
+
+# %%
+show_source(split_kv_states, decode_attention)
+
+# %%
+mask = bottom_right_causal_mask(3, 4096)
+q3 = torch.randn(1, 4, 3, 64)
+for n_splits in (1, 4, 16, 64):
+    for q_new, m in ((q1, None), (q3, mask)):
+        ref = F.scaled_dot_product_attention(q_new, kc, vc, attn_mask=m)
+        err = (decode_attention(q_new, kc, vc, n_splits=n_splits) - ref).abs().max().item()
+        assert err < 1e-5, (n_splits, err)
+    print(f"{n_splits:>3} chunks of {-(-4096 // n_splits):>4} keys: equal to SDPA with the bottom-right mask "
+          f"(T = 1 and T = 3; max error {err:.1e})")
+states = split_kv_states(q1, kc, vc, n_splits=16)
+print(f"the 16 partial maxima of head 0: {min(st.m[0, 0, 0].item() for st in states):.2f} .. "
+      f"{max(st.m[0, 0, 0].item() for st in states):.2f} — each chunk's sums are rescaled to the largest when merged")
+
+# %% [markdown]
+# ## 7 · Widget: step through the loops
+#
+# `course_lib.attention.tiling_widget()` wires sliders to `course_lib.attention.tiling_view`, which
+# draws the pure state `tiling_state(n, block_m, block_n, step, row, causal)`. The `tile step`
+# slider counts tiles: 0 (nothing processed) to the number of tiles of the current N and block
+# sizes (its end follows them), skipped tiles included. Left: the
 # $N \times N$ score matrix in tiles — done (blue), active (orange) with its Q rows (red dashes)
 # and K/V columns (green dashes), causal tiles that are never loaded (grey, hatched). Middle: for
 # the chosen row (purple line), the running max $m$ and sum $\ell$ after each K/V block. Right:
@@ -437,19 +577,26 @@ widget = tiling_widget()
 widget
 
 # %%
+from course_lib.attention import tiling_state
+
 before = widget.caption.value
-widget.controls["step"].value = 9
+widget.controls["step"].value = 10
 assert widget.caption.value != before and "row 20: 2/4 K/V blocks folded in" in widget.caption.value
-widget.controls["step"].value = 11
-assert "max |partial - exact| = 2.22e-16" in widget.caption.value  # exact once the last tile is in
+n_tiles = widget.controls["step"].max
+widget.controls["step"].value = n_tiles
 print(widget.caption.value.removeprefix("<pre>").removesuffix("</pre>"))
+half, done = tiling_state(step=10), tiling_state(step=n_tiles)  # the widget's defaults, as numbers
+assert n_tiles == done.n_steps == 12 and half.gap > 1e-3
+assert done.gap < 1e-12  # exact once the row's last tile is in: only rounding remains
+print(f"row 20 after 10 tiles: max |partial - exact| = {half.gap:.3f}; after all {n_tiles}: {done.gap:.1e}")
 widget.controls["step"].value = 0
 
 # %% [markdown]
-# ## 7 · Exercises
+# ## 8 · Exercises
 #
 # Replace each `raise NotImplementedError` with your code and run the cell. `exercise.hint()`
-# gives one hint at a time; `exercise.solution()` shows the answer.
+# gives one hint at a time; `exercise.solution()` shows a worked solution (the mechanism written
+# out, not a call of the library; `tests/test_attention_exercises.py` checks it against the library).
 #
 # ### Exercise 1: merge two partial softmax states
 
@@ -459,11 +606,11 @@ from course_lib.attention.exercises import causal_tile_skip, kernel_rescale_line
 merge_softmax_states.show();
 
 # %%
-def merge(m1, l1, acc1, m2, l2, acc2):
+def my_merge(m1, l1, acc1, m2, l2, acc2):
     raise NotImplementedError  # your code here
 
 
-merge_softmax_states.check(merge);
+merge_softmax_states.check(my_merge);
 
 # %% [markdown]
 # ### Exercise 2: which causal tiles can be skipped
@@ -472,42 +619,52 @@ merge_softmax_states.check(merge);
 causal_tile_skip.show();
 
 # %%
-def skipped(i, j, block_m, block_n):
+def my_skipped(i, j, block_m, block_n):
     raise NotImplementedError  # your code here
 
 
-causal_tile_skip.check(skipped);
+causal_tile_skip.check(my_skipped);
 
 # %% [markdown]
 # ### Exercise 3: the missing line of the Triton kernel
 #
 # Your function is passed to `_flash_attention_fwd_kernel` as its `RESCALE` argument and runs
 # inside the kernel (in the interpreter here, compiled on a GPU); the checker compares the
-# kernel's output with `attention_ref`.
+# kernel's output with `attention_ref`. It needs the triton package.
 
 # %%
 kernel_rescale_line.show();
 
 # %%
-def rescale(acc, l_i, alpha):
+def my_rescale(acc, l_i, alpha):
     raise NotImplementedError  # your code here
 
 
-kernel_rescale_line.check(rescale);
+kernel_rescale_line.check(my_rescale);  # without the triton package it says it is skipped
 
 # %% [markdown]
 # ## Summary
 #
-# * Standard attention is memory-bound: $S$ and $P$ ($N^2$ per head) go to HBM and back, and
-#   its softmax does about one FLOP per byte.
-# * The online softmax keeps $(m, \ell, \mathrm{acc})$ per row; two states merge exactly by
-#   rescaling with $e^{m_i - m}$ — so attention can be computed tile by tile.
-# * FlashAttention keeps $O$ and the log-sum-exp $L$ only; backward recomputes $P$ from $L$:
-#   $O(N)$ memory instead of $O(N^2)$, and $\Theta(N^2 d^2/M)$ HBM traffic instead of
-#   $\Theta(Nd + N^2)$.
-# * `course_lib.attention`: `attention_ref` (spec) → `online_softmax`, `merge_states` →
-#   `flash_attention_torch` (tiles in PyTorch) → `flash_attention(impl="triton")` (the kernels),
-#   all tested against `scaled_dot_product_attention` in `tests/test_attention*.py`.
+# Back to the objectives:
+#
+# 1. **Memory-bound** (§1, §4): standard attention writes $S$ and $P$ ($N^2$ per head) to HBM and
+#    reads them back; its softmax does about one FLOP per byte, far below a GPU's ridge point.
+#    FlashAttention keeps only $O$ and $L$: $O(N)$ memory for backward instead of $O(N^2)$, and
+#    $\Theta(N^2 d^2/M)$ HBM traffic instead of $\Theta(Nd + N^2)$ — measured and modelled in §4.
+# 2. **Online softmax** (§2, exercise 1): states $(m, \ell, \mathrm{acc})$ merge exactly by rescaling
+#    with $e^{m_i - m}$, so attention is computed tile by tile (`merge_states`,
+#    `flash_attention_torch`, equal to SDPA forward and backward).
+# 3. **Backward** (§3): $dS = P \circ (dP - D)$, $D = \mathrm{rowsum}(dO \circ O)$ — derived from the
+#    softmax Jacobian, checked against autograd, and computed tile by tile from the saved $L$.
+# 4. **The kernel and the loop order** (§3, §4, exercises 2–3): the Triton kernel is the same loop
+#    with Q blocks outside (FlashAttention-2): $O$ is written once instead of once per K/V block,
+#    and Q blocks run in parallel.
+# 5. **Decoding** (§6): the new queries are the last positions — bottom-right causal alignment —
+#    and split-K spreads a long KV cache over many programs whose partial states merge exactly.
+#
+# `course_lib.attention`: `attention_ref` (spec) → `online_softmax`, `merge_states` →
+# `flash_attention_torch` → `flash_attention(impl="triton")` → `decode_attention`; tests in
+# `tests/test_attention*.py` (`test_attention_edges.py`: special values and empty blocks).
 #
 # ## References
 #
@@ -515,6 +672,8 @@ kernel_rescale_line.check(rescale);
 #   Exact Attention with IO-Awareness*, NeurIPS 2022. https://arxiv.org/abs/2205.14135
 # * T. Dao. *FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning*,
 #   2023. https://arxiv.org/abs/2307.08691
+# * T. Dao, D. Haziza, F. Massa, G. Sizov. *Flash-Decoding for long-context inference*, 2023.
+#   https://crfm.stanford.edu/2023/10/12/flashdecoding.html
 # * M. Milakov, N. Gimelshein. *Online normalizer calculation for softmax*, 2018.
 #   https://arxiv.org/abs/1805.02867
 # * Triton tutorial 06, *Fused Attention*: https://triton-lang.org/main/getting-started/tutorials/06-fused-attention.html
