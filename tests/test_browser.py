@@ -84,6 +84,19 @@ def test_course_lab_hides_the_news_and_the_notebook_sources(monkeypatch):
     assert Path(root.partition("=")[2]) == _notebooks.NOTEBOOKS  # *.py is hidden there only
 
 
+def _write_widget_notebook(path: Path) -> None:
+    """A notebook that shows every chapter's widget, built as the README's gallery builds it."""
+    import nbformat
+
+    from course_lib._gallery import BUILDERS
+
+    cells = [nbformat.v4.new_code_cell("from course_lib._gallery import BUILDERS")]
+    cells += [nbformat.v4.new_code_cell(f"BUILDERS[{n}]()  # chapter {n}") for n in BUILDERS]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory):
     """JupyterLab, started as ``course.py lab`` starts it, on a scratch copy of the notebooks.
@@ -97,6 +110,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "notebooks"
     shutil.copytree(_notebooks.NOTEBOOKS, root, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+    _write_widget_notebook(root / "_widgets.ipynb")
     # JupyterLab 4 renders only the cells near the viewport ("windowing"); a widget scrolled out
     # of view is detached. Render every cell, as a reader scrolling would.
     settings = tmp / "cfg" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
@@ -339,8 +353,73 @@ def _write_report() -> None:
         Path(path).write_text(json.dumps(REPORT, indent=1))
 
 
+def _open_and_run(page, base: str, token: str, name: str, report: dict, problems: list[str]) -> dict:
+    """Open ``name``.ipynb in a fresh workspace with the file browser open; Run All; note errors."""
+    start = time.monotonic()
+    # A workspace of its own, reset: otherwise JupyterLab reopens the notebooks of earlier tests
+    page.goto(f"{base}/lab/workspaces/{name.strip('_')}/tree/{name}.ipynb?reset&token={token}")
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook", timeout=90_000)
+    if not page.locator("#filebrowser").is_visible():
+        page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+    page.locator("#filebrowser").wait_for(state="visible", timeout=10_000)
+    report["file_browser_lists"] = sorted(t.strip() for t in page.locator(
+        "#filebrowser .jp-DirListing-itemText").all_inner_texts())
+    state = _run_all(page, timeout_s=600)
+    if len(state["widgets"]) > state["live"] and not state["errors"]:
+        # a widget displayed before ipywidgets listened shows its picture: run once more
+        state = _run_all(page, timeout_s=600)
+    report["run_seconds"] = round(time.monotonic() - start, 1)
+    for e in state["errors"]:
+        problems.append(f"code cell {e['cell']} raised {e['ename']}: {e['evalue'][:200]}")
+    if len(state["widgets"]) != state["live"]:
+        problems.append(f"{len(state['widgets'])} ViewWidgets displayed, {state['live']} live on the page")
+    toasts = page.locator(".Toastify__toast").all_inner_texts()
+    if toasts:
+        problems.append(f"notification(s) on screen: {toasts}")
+    return state
+
+
+def _try_every_widget(page, name: str, count: int, report: dict, problems: list[str]) -> None:
+    """Check the layout of each live widget, move one of its controls with the mouse, time it."""
+    for index in range(count):
+        widget = page.locator(".course-view-widget").nth(index)
+        widget.scroll_into_view_if_needed()
+        geometry = page.evaluate(GEOMETRY, index)
+        found = [f"widget {index}: {p}" for p in _check_geometry(geometry)]
+        page.evaluate(WATCH, index)
+        action = _move_with_the_mouse(page, widget)
+        seen, ms = _latency(page, index)
+        if not seen["imgChanged"]:
+            found.append(f"widget {index}: picture unchanged after the mouse {action}")
+        if not seen["captionChanged"]:
+            found.append(f"widget {index}: caption unchanged after the mouse {action}")
+        problems += found
+        report["widgets"].append({
+            "index": index, "action": action, "latency_ms": None if ms is None else round(ms),
+            "renders": len(seen["img"]), "output_area_px": round(geometry["area"]["width"]),
+            "widget_px": [round(geometry["widget"]["width"]), round(geometry["widget"]["height"])],
+            "image_px": geometry["image"]["natural"] if geometry["image"] else None,
+            "image_shown_px": round(geometry["image"]["box"]["width"]) if geometry["image"] else None,
+            "caption_overflow_px": geometry["caption"]["overflow"] if geometry["caption"] else None,
+            "controls": [(c["kind"], c["label"], round(c["box"]["width"]), c["track"] and round(c["track"]))
+                         for c in geometry["controls"]],
+            "problems": found})
+        print(f"{name} widget {index}: {action}; new picture {ms if ms is None else round(ms)} ms after "
+              f"release (goal {GOAL_MS} ms); {len(found)} layout/response problems")
+
+
+def _close(page) -> None:
+    try:  # free the kernel's memory before the next notebook
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+    except Exception:  # the page may already be gone; the server's exit stops the kernel
+        pass
+    page.close()
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_and_its_widgets_fit_and_respond(lab, browser, name: str, tmp_path: Path):
+    from course_lib._gallery import BUILDERS
+
     base, token = lab
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(60_000)
@@ -349,62 +428,46 @@ def test_notebook_runs_and_its_widgets_fit_and_respond(lab, browser, name: str, 
     problems: list[str] = []
     start = time.monotonic()
     try:
-        # A workspace of its own, reset: otherwise JupyterLab reopens the notebooks of earlier tests
-        page.goto(f"{base}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={token}")
-        page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook", timeout=90_000)
-        if not page.locator("#filebrowser").is_visible():
-            page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
-        page.locator("#filebrowser").wait_for(state="visible", timeout=10_000)
-        report["file_browser_lists"] = sorted(t.strip() for t in page.locator(
-            "#filebrowser .jp-DirListing-itemText").all_inner_texts())
-        state = _run_all(page, timeout_s=600)
-        if len(state["widgets"]) > state["live"] and not state["errors"]:
-            # a widget displayed before ipywidgets listened shows its picture: run once more
-            state = _run_all(page, timeout_s=600)
-        report["run_seconds"] = round(time.monotonic() - start, 1)
-        for e in state["errors"]:
-            problems.append(f"code cell {e['cell']} raised {e['ename']}: {e['evalue'][:200]}")
-        if len(state["widgets"]) != state["live"]:
-            problems.append(f"{len(state['widgets'])} ViewWidgets displayed, {state['live']} live on the page")
+        state = _open_and_run(page, base, token, name, report, problems)
         if page.locator(".jp-Notebook >> text=/not attempted yet|✓|✗/").count() == 0:
             problems.append("no exercise feedback rendered")
-        toasts = page.locator(".Toastify__toast").all_inner_texts()
-        if toasts:
-            problems.append(f"notification(s) on screen: {toasts}")
-        for index in range(state["live"]):
-            widget = page.locator(".course-view-widget").nth(index)
-            widget.scroll_into_view_if_needed()
-            geometry = page.evaluate(GEOMETRY, index)
-            found = [f"widget {index}: {p}" for p in _check_geometry(geometry)]
-            page.evaluate(WATCH, index)
-            action = _move_with_the_mouse(page, widget)
-            seen, ms = _latency(page, index)
-            if not seen["imgChanged"]:
-                found.append(f"widget {index}: picture unchanged after the mouse {action}")
-            if not seen["captionChanged"]:
-                found.append(f"widget {index}: caption unchanged after the mouse {action}")
-            problems += found
-            report["widgets"].append({
-                "index": index, "action": action, "latency_ms": None if ms is None else round(ms),
-                "renders": len(seen["img"]), "output_area_px": round(geometry["area"]["width"]),
-                "widget_px": [round(geometry["widget"]["width"]), round(geometry["widget"]["height"])],
-                "image_px": geometry["image"]["natural"] if geometry["image"] else None,
-                "image_shown_px": round(geometry["image"]["box"]["width"]) if geometry["image"] else None,
-                "caption_overflow_px": geometry["caption"]["overflow"] if geometry["caption"] else None,
-                "tracks_px": [round(c["track"]) for c in geometry["controls"] if c["track"] is not None],
-                "problems": found})
-            print(f"{name} widget {index}: {action}; new picture {ms if ms is None else round(ms)} ms after "
-                  f"release (goal {GOAL_MS} ms); {len(found)} layout/response problems")
+        if int(name[:2]) in BUILDERS and not state["live"]:
+            problems.append("the chapter's widget is not on the page")
+        _try_every_widget(page, name, state["live"], report, problems)
         page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=False)
     finally:
         report["seconds"] = round(time.monotonic() - start, 1)
         report["problems"] = problems
-        try:  # free the kernel's memory before the next notebook
-            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
-        except Exception:  # the page may already be gone; the server's exit stops the kernel
-            pass
-        page.close()
+        _close(page)
         _write_report()
     assert not problems, f"{name} in a 1280 px window with the file browser open:\n  " + "\n  ".join(problems)
     hidden = [f for f in report["file_browser_lists"] if re.search(r"\.py$|\.cfg$", f)]
     assert not hidden, f"the file browser lists maintainer files: {hidden}"
+
+
+def test_every_chapter_widget_on_one_page(lab, browser, tmp_path: Path):
+    """Every chapter's widget built as the README gallery builds it, in one notebook: the layout
+    and mouse checks above, for the library as it is now, whatever state the notebooks are in."""
+    from course_lib._gallery import BUILDERS
+
+    base, token = lab
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(60_000)
+    report: dict = {"widgets": []}
+    REPORT["_widgets"] = report
+    problems: list[str] = []
+    try:
+        state = _open_and_run(page, base, token, "_widgets", report, problems)
+        if state["live"] != len(BUILDERS):
+            problems.append(f"{len(BUILDERS)} chapter widgets built, {state['live']} live")
+        _try_every_widget(page, "_widgets", state["live"], report, problems)
+        for entry, number in zip(report["widgets"], BUILDERS):
+            entry["chapter"] = number
+        page.screenshot(path=str(tmp_path / "_widgets.png"), full_page=False)
+    finally:
+        report["problems"] = problems
+        _close(page)
+        _write_report()
+    chapters = list(BUILDERS)
+    named = [re.sub(r"^widget (\d+)", lambda m: f"chapter {chapters[int(m[1])]}", p) for p in problems]
+    assert not problems, "chapter widgets in a 1280 px window with the file browser open:\n  " + "\n  ".join(named)
