@@ -17,13 +17,13 @@ Notebook: ``05_api_export`` (section "Wrapper or the object itself"). Tests: ``t
 from __future__ import annotations
 
 import functools
-import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from course_lib import _checks
 from course_lib._export import api_export, clear
+from course_lib.timing import Timing, compare
 
 _export = api_export  # ``export`` is bound in the package ``__init__``, after this module
 DEMO_API = "overhead_demo"  # a throw-away API, cleared after each measurement
@@ -63,12 +63,13 @@ def _fresh_add_one() -> Callable[[int], int]:
 
 @dataclass(frozen=True)
 class CallOverhead:
-    """Nanoseconds per call of one tiny function, three ways (each the best of ``repeat`` runs)."""
+    """Nanoseconds per call of one tiny function, three ways: medians of one interleaved run."""
 
     bare_ns: float  # the undecorated function
     wrapped_ns: float  # behind a functools.wraps wrapper
-    exported_ns: float  # after api_export: the same object, so the same call
+    exported_ns: float  # after api_export: the same object, so the same call — bare_ns, not timed again
     exported_is_bare: bool  # api_export returned the function itself
+    timings: dict[str, Timing]  # "bare" and "wrapped": every sample (course_lib.timing.compare)
 
     @property
     def wrapper_overhead_ns(self) -> float:
@@ -76,15 +77,22 @@ class CallOverhead:
         return self.wrapped_ns - self.bare_ns
 
 
-def call_overhead(number: int = 200_000, repeat: int = 5) -> CallOverhead:
-    """Time a bare, a wrapped and an exported copy of a tiny function.
+def call_overhead(number: int = 200_000, repeat: int = 7) -> CallOverhead:
+    """Time a bare, a wrapped and an exported copy of a tiny function with :func:`course_lib.timing.compare`.
+
+    ``api_export`` returns the function itself, so the exported copy *is* the bare one: timing
+    it separately would only measure noise (two timings of one object can differ by 2x on a
+    busy machine). So bare and wrapped are warmed up and timed interleaved in one run, each
+    number the median of ``repeat`` samples, and ``exported_ns`` is ``bare_ns`` when
+    ``exported_is_bare``. Each call goes through a ``functools.partial`` (the same cost for
+    both), so the *difference* ``wrapped - bare`` is the wrapper's cost.
 
     Args:
-        number: calls per timing run.
-        repeat: runs; the minimum is kept (the least disturbed by other processes).
+        number: calls per sample.
+        repeat: samples per alternative.
 
     Returns:
-        :class:`CallOverhead` in nanoseconds per call.
+        :class:`CallOverhead` in nanoseconds per call (medians).
 
     Raises:
         TypeError / ValueError: ``number`` or ``repeat`` is not a positive int.
@@ -96,11 +104,13 @@ def call_overhead(number: int = 200_000, repeat: int = 5) -> CallOverhead:
     exported = api_export("add_one", api_name=DEMO_API)(bare)
     clear(DEMO_API)
 
-    def best(fn: Callable[[int], int]) -> float:
-        runs = timeit.repeat("fn(1)", globals={"fn": fn}, number=number, repeat=repeat)
-        return min(runs) / number * 1e9
-
-    return CallOverhead(best(bare), best(wrapped), best(exported), exported is bare)
+    timings = compare({"bare": functools.partial(bare, 1), "wrapped": functools.partial(wrapped, 1)},
+                      repeats=repeat, number=number)
+    ns = {label: t.median * 1e9 for label, t in timings.items()}
+    if exported is not bare:  # never, by construction; then it would need its own timing
+        ns["exported"] = compare({"exported": functools.partial(exported, 1)}, repeats=repeat,
+                                 number=number)["exported"].median * 1e9
+    return CallOverhead(ns["bare"], ns["wrapped"], ns.get("exported", ns["bare"]), exported is bare, timings)
 
 
 _export("api.wrapping_register", api_name="course_lib")(wrapping_register)
