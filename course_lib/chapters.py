@@ -30,7 +30,7 @@ class Fallback:
     without a GPU): the doctor reports the first one whose need is missing.
     """
 
-    section: str  # the section's heading in the notebook
+    section: str  # the section's heading in the notebook, as written there (a test checks)
     needs: Need  # what it needs to run as written
     otherwise: str  # what runs instead: "skipped with a message", "Triton's interpreter"…
 
@@ -64,7 +64,8 @@ CHAPTERS: tuple[Chapter, ...] = (
                       "bf16 autocast on the CPU (fp16 autocast + loss scaler on CUDA)"),)),
     Chapter(4, "ddp", "Distributed data parallel and ring all-reduce", "course_lib.distributed",
             "the ring all-reduce stepper: chunks moving around N ranks", "optional",
-            (Fallback("NCCL backend", "multi-gpu", "gloo on CPU processes"),)),
+            (Fallback("Processes, not threads", "multi-gpu",
+                      "gloo between CPU processes (NCCL where there is one GPU per rank)"),)),
     Chapter(5, "api_export", "How frameworks export their APIs", "course_lib.api",
             "no widget; a plot of per-call cost: bare function vs functools.wraps wrapper vs exported", "optional"),
     Chapter(6, "self_supervised", "Self-supervised learning: NCE, InfoNCE, CPC and mutual information",

@@ -5,6 +5,7 @@ it: everything but the Triton kernels must still run, and the doctor must say wh
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,14 @@ def test_doctor_report_names_versions_device_and_fallbacks():
 def test_doctor_command_line():
     out = subprocess.run([sys.executable, "-m", "course_lib", "doctor"], check=True, capture_output=True, text=True).stdout
     assert out.startswith("course_lib doctor") and "torch" in out
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c.fallbacks], ids=lambda c: c.notebook)
+def test_every_fallback_names_a_heading_of_its_notebook(chapter):
+    source = (ROOT / "notebooks" / f"{chapter.notebook}.py").read_text()
+    headings = {re.sub(r"^# #+ (\d+ · )?", "", line).strip() for line in source.splitlines() if line.startswith("# #")}
+    for f in chapter.fallbacks:
+        assert f.section in headings, f"{chapter.notebook} has no section {f.section!r}"
 
 
 @pytest.fixture
