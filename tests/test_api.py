@@ -393,3 +393,68 @@ def test_stub_counts_as_not_attempted():
 
     result = ex.build_tree.check(stub, quiet=True)
     assert not result.passed and not result.attempted
+
+
+# --- the exporting decorator exercise: run by binding it with functools.partial ---------------------
+
+def _export_via_library(*names, api_name, registry):
+    """A correct alternative: the library's own api_export with a private registry copied out."""
+    from course_lib._export import api_export, clear
+    from course_lib._export import registry as library_registry
+
+    def decorator(obj):
+        scratch = f"exercise_{api_name}"
+        clear(scratch)
+        for name, prior in registry.get(api_name, {}).items():
+            api_export(name, api_name=scratch)(prior)
+        api_export(*names, api_name=scratch)(obj)  # DuplicateExportError is a ValueError
+        registry[api_name] = dict(library_registry(scratch))
+        clear(scratch)
+        return obj
+    return decorator
+
+
+def _export_records_before_checking(*names, api_name, registry):
+    table = registry.setdefault(api_name, {})
+
+    def decorator(obj):
+        for name in names:
+            if name in table and table[name] is not obj:
+                raise ValueError(name)
+            table[name] = obj  # a refused export leaves its first names behind
+        return obj
+    return decorator
+
+
+def _export_without_duplicate_check(*names, api_name, registry):
+    def decorator(obj):
+        registry.setdefault(api_name, {}).update(dict.fromkeys(names, obj))
+        return obj
+    return decorator
+
+
+def _export_wrapping(*names, api_name, registry):
+    import functools
+
+    def decorator(obj):
+        @functools.wraps(obj)
+        def wrapper(*args):
+            return obj(*args)
+        registry.setdefault(api_name, {}).update(dict.fromkeys(names, wrapper))
+        return wrapper
+    return decorator
+
+
+def test_export_decorator_exercise_binds_and_applies_the_learners_factory():
+    assert ex.export_decorator.check(_export_via_library, quiet=True).passed
+    for wrong, script in ((_export_records_before_checking, 4), (_export_without_duplicate_check, 3),
+                          (_export_wrapping, 1)):
+        result = ex.export_decorator.check(wrong, quiet=True)
+        assert not result.passed and result.attempted, wrong.__name__
+        assert f"wrong on script {script} of" in result.message and "expected:" in result.message, result.message
+
+    def stub(*names, api_name, registry):
+        raise NotImplementedError
+
+    assert not ex.export_decorator.check(stub, quiet=True).attempted
+    assert "def _api_export" in ex.export_decorator.solution()

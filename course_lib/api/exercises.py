@@ -4,16 +4,21 @@
    ``getattr``: a subclass must not report its parent's names).
 2. :data:`build_tree` — turn flat dotted names into a nested namespace.
 3. :data:`api_tables` — TensorFlow's v1/v2 rule: without ``v1=``, v1 names default to the v2 names.
+4. :data:`export_decorator` — the chapter's mechanism: a registering decorator bound with
+   ``functools.partial``, with duplicate detection; the check binds it, applies it to a scripted
+   series of exports and builds the library's namespace (:func:`course_lib.api.tree`) from it.
 
 Tests: ``tests/test_api.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import random
+from dataclasses import dataclass
 from typing import Any
 
-from course_lib.exercises import Exercise
+from course_lib.exercises import Exercise, Result
 
 ATTR = "_api_names"  # the attribute the exercises' toy decorator writes
 
@@ -166,4 +171,98 @@ api_tables = Exercise(
     ],
 )
 
-EXERCISES = (own_names, build_tree, api_tables)
+def _api_export(*names: str, api_name: str, registry: dict[str, dict[str, Any]]):
+    table = registry.setdefault(api_name, {})  # one table per API
+
+    def decorator(obj: Any) -> Any:
+        for name in names:  # check every name before recording any
+            if name in table and table[name] is not obj:
+                raise ValueError(f"{name!r} is already exported as {table[name]!r} in {api_name!r}")
+        for name in names:
+            table[name] = obj
+        return obj  # the object itself: no wrapper, no cost per call
+
+    return decorator
+
+
+# Each script is a list of (names, object label) exports; a label names one fresh object, so a
+# label seen twice is the same object exported again (allowed), a new label under a taken name
+# is a duplicate (refused with ValueError, and nothing of that export is recorded).
+_SCRIPTS = [
+    [(("math.add", "add"), "add")],
+    [(("math.add",), "add"), (("math.add",), "add")],  # the same object again: fine
+    [(("math.add",), "add"), (("math.sub", "math.add"), "sub"), (("math.sub",), "sub")],  # duplicate, then ok
+    [(("math.add",), "add"), (("math.sub", "math.add"), "sub"), (("math.sub",), "mul")],  # refused: nothing kept
+    [(("nn.relu",), "relu"), (("nn.gelu",), "gelu"), (("keras.layers.Dense",), "Dense")],
+]
+
+
+@dataclass
+class DecoratorExercise(Exercise):
+    """Checked by *using* the learner's decorator factory: bound with functools.partial, applied."""
+
+    scripts: tuple = tuple(map(tuple, _SCRIPTS))
+
+    @staticmethod
+    def _run(factory, script) -> tuple[list[str], dict[str, str]]:
+        """Apply ``partial(factory, api_name="toyflow", registry=...)`` along ``script``."""
+        from course_lib.api.namespaces import tree
+
+        registry: dict[str, dict[str, Any]] = {}
+        export = functools.partial(factory, api_name="toyflow", registry=registry)
+        objects: dict[str, Any] = {}
+        outcome = []
+        for names, label in script:
+            obj = objects.setdefault(label, type(label, (), {"__repr__": lambda self, label=label: label})())
+            try:
+                returned = export(*names)(obj)
+            except ValueError:
+                outcome.append(f"{label} under {list(names)}: ValueError")
+                continue
+            outcome.append(f"{label} under {list(names)}: {'the same object' if returned is obj else repr(returned)}")
+        table = registry.get("toyflow", {})
+        root = tree(table)  # the library's namespace, built from the learner's table
+        for name, obj in table.items():
+            node = root
+            for part in name.split("."):
+                node = getattr(node, part)
+            assert node is obj
+        return outcome, {name: repr(obj) for name, obj in sorted(table.items())}
+
+    def _judge(self, fn, seed: int) -> Result:
+        for i, script in enumerate(self.scripts):
+            expected = self._run(self.reference, script)
+            try:
+                got = self._run(fn, script)
+            except NotImplementedError:
+                return Result(False, False, f"… {self.title}: not attempted yet — replace the "
+                              "`raise NotImplementedError` with your code and run this cell again.")
+            except Exception as exc:  # noqa: BLE001 — the learner's bug, against the script that caused it
+                got = (f"raised {type(exc).__name__}: {exc}", {})
+            if got != expected:
+                steps = "\n".join(f"    export{tuple(n)} applied to {label}" for n, label in script)
+                return Result(False, True, f"✗ {self.title}: wrong on script {i + 1} of {len(self.scripts)}:\n"
+                              f"{steps}\n  expected: {expected}\n  got:      {got}", {"script": script})
+        return Result(True, True, f"✓ {self.title}: correct on all {len(self.scripts)} scripts; the "
+                      "namespace built from your registry resolves every name to its object.")
+
+
+export_decorator = DecoratorExercise(
+    title="an exporting decorator, bound with functools.partial",
+    task="""
+        Write `api_export(*names, api_name, registry)` that returns a decorator. Applied to an
+        object, the decorator records it under each of `names` in `registry[api_name]` (a dict
+        {name: object}; create it if missing) and returns THE OBJECT ITSELF. If a name is already
+        taken by a DIFFERENT object, raise ValueError and record none of the names; exporting
+        the same object again is fine. The check binds your function the way TensorFlow binds
+        tf_export — `export = functools.partial(api_export, api_name="toyflow", registry=...)` —
+        applies `export("math.add", "add")(obj)` along a few scripts, and builds
+        course_lib.api.tree from your registry.
+    """,
+    reference=_api_export,
+    hints=["Two levels of functions: api_export(*names, ...) returns decorator(obj), which returns obj.",
+           "table = registry.setdefault(api_name, {}) gives the API's table, creating it once.",
+           "Loop over the names twice: first only check (`table[name] is not obj`), then record."],
+)
+
+EXERCISES = (own_names, build_tree, api_tables, export_decorator)
