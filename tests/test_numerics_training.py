@@ -136,6 +136,10 @@ def test_flushed_fraction():
     assert flushed_fraction(g) == 0.5  # 1e-9 and 2e-8 are below half of 2^-24; the zero is not counted
     assert flushed_fraction(g, 2.0**16) == 0.0
     assert flushed_fraction(g, dtype=torch.bfloat16) == 0.0  # BF16 has FP32's range
+    # Nothing non-zero to lose: 0 of 0 is NaN (torch's mean of an empty tensor), not 0.
+    assert math.isnan(flushed_fraction(torch.zeros(0))) and math.isnan(flushed_fraction(torch.zeros(3)))
+    assert torch.tensor([]).mean().isnan()
+    assert flushed_fraction(torch.tensor([math.inf, 1e-9])) == 0.5  # inf stays inf, not flushed
     with pytest.raises(ValueError, match="loss_scale must be a number in \\(0.0, inf\\]"):
         flushed_fraction(g, 0.0)
     with pytest.raises(TypeError, match="grads must have a floating-point dtype; got torch.int64"):

@@ -199,6 +199,9 @@ def gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 def flushed_fraction(grads: torch.Tensor, loss_scale: float = 1.0, dtype: torch.dtype = torch.float16) -> float:
     """The fraction of non-zero gradient values that become zero when ``grads * loss_scale`` is cast to ``dtype``.
 
+    ``grads`` without a non-zero value (empty, or all zeros) gives NaN — 0 of 0, as torch's mean
+    of nothing — not 0.0, which would claim that nothing was lost.
+
     Raises:
         TypeError: ``grads`` is not a floating-point tensor.
         ValueError: ``loss_scale`` is not positive.
@@ -206,6 +209,4 @@ def flushed_fraction(grads: torch.Tensor, loss_scale: float = 1.0, dtype: torch.
     _checks.tensor("grads", grads, floating=True)
     scale = _checks.real("loss_scale", loss_scale, minimum=0.0, open_min=True)
     nonzero = grads[grads != 0].double()
-    if nonzero.numel() == 0:
-        return 0.0
-    return ((nonzero * scale).to(dtype) == 0).double().mean().item()
+    return ((nonzero * scale).to(dtype) == 0).double().mean().item()  # NaN when nonzero is empty
