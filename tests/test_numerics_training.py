@@ -195,3 +195,58 @@ def test_train_bad_arguments(blobs):
         train("fp32", x, y, xe, ye, TrainConfig(lr=-0.1))
     with pytest.raises(TypeError, match="config must be TrainConfig; got dict"):
         train("fp32", x, y, xe, ye, {"steps": 3})
+
+
+# --- FP8 scaling -----------------------------------------------------------------------------------
+
+def test_fp8_block_scaling_is_per_tensor_scaling_of_each_block():
+    from course_lib.numerics import fp8_dequantize, fp8_quantize
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 96, generator=g) * torch.logspace(-3, 3, 96)  # (3, 96), magnitudes across 6 decades
+    q, scale = fp8_quantize(x, block=32)
+    assert q.dtype == torch.float8_e4m3fn and scale.shape == (3, 3, 1)
+    for row in range(3):
+        for b in range(3):
+            piece = x[row, 32 * b:32 * (b + 1)]
+            q1, s1 = fp8_quantize(piece)  # per-tensor on the block alone
+            assert torch.equal(q[row, 32 * b:32 * (b + 1)].float(), q1.float()) and s1 == scale[row, b, 0]
+            assert q1.float().abs().max() == 448.0  # the block's amax maps to E4M3's max
+    back = fp8_dequantize(q, scale)
+    normal = (x * scale.repeat_interleave(32, 1).reshape(3, 96)).abs() >= 2.0**-6  # scaled into normal range
+    assert ((back - x).abs() <= x.abs() * 2.0**-4)[normal].all()  # within half a gap: 3 mantissa bits
+
+
+def test_fp8_block_scaling_confines_outliers():
+    from course_lib.numerics import fp8_dequantize, fp8_quantize
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1024, generator=g)
+    outlier = torch.zeros_like(x, dtype=torch.bool)
+    outlier[::8, 5] = True
+    x[outlier] = 1e4
+
+    def error(block):
+        q, s = fp8_quantize(x, block=block)
+        return ((fp8_dequantize(q, s) - x).abs() / x.abs())[~outlier].mean().item()
+
+    assert error(128) < error(None) / 2  # per-tensor: one outlier pushes the rest toward the subnormals
+
+
+def test_fp8_quantize_edges_and_bad_input():
+    from course_lib.numerics import fp8_dequantize, fp8_quantize
+
+    q, s = fp8_quantize(torch.zeros(2, 4), block=2)
+    assert torch.equal(fp8_dequantize(q, s), torch.zeros(2, 4)) and torch.equal(s, torch.ones(2, 2, 1))
+    q, s = fp8_quantize(torch.zeros(0, 4), block=2)
+    assert fp8_dequantize(q, s).shape == (0, 4)
+    q, s = fp8_quantize(torch.tensor([-1e6, 3.0]), fmt="fp8_e5m2")
+    assert fp8_dequantize(q, s)[0].item() == -1e6
+    with pytest.raises(ValueError, match="block must divide the last dimension; got block=3 for x.shape\\[-1\\]=4"):
+        fp8_quantize(torch.ones(2, 4), block=3)
+    with pytest.raises(ValueError, match="x must be finite"):
+        fp8_quantize(torch.tensor([1.0, math.inf]))
+    with pytest.raises(ValueError, match="fmt must be one of 'fp8_e4m3', 'fp8_e5m2'; got 'fp16'"):
+        fp8_quantize(torch.ones(2), fmt="fp16")
+    with pytest.raises(ValueError, match="x must have at least one dimension"):
+        fp8_quantize(torch.tensor(1.0))

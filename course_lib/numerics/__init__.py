@@ -10,6 +10,8 @@ out and builds mixed-precision training on it:
   torch): subnormals, signed zero, inf, NaN, round to nearest even; overflow gives inf, and
   ``float8_e4m3fn`` saturates to ±448 (the course's convention; torch 2.11 gives NaN, 2.14
   saturates: :func:`torch_cast_overflow` says which the installed torch does).
+* :mod:`~course_lib.numerics.fp8_scaling` — FP8 with per-tensor or block scales
+  (:func:`fp8_quantize`, :func:`fp8_dequantize`).
 * :mod:`~course_lib.numerics.loss_scaling` — :class:`DynamicLossScaler`, GradScaler's rule.
 * :mod:`~course_lib.numerics.mixed_precision` — FP32 :class:`MasterWeights` for an FP16 model;
   :func:`autocast` with bf16 on the CPU and fp16 on CUDA.
@@ -54,6 +56,7 @@ from course_lib.numerics.formats_view import (
     value_view,
     value_widget,
 )
+from course_lib.numerics.fp8_scaling import fp8_dequantize, fp8_quantize
 from course_lib.numerics.loss_scaling import DynamicLossScaler, update_scale
 from course_lib.numerics.mixed_precision import MasterWeights, autocast, autocast_dtype
 
@@ -78,6 +81,8 @@ __all__ = [
     "decode",
     "encode",
     "fields",
+    "fp8_dequantize",
+    "fp8_quantize",
     "get_format",
     "neighbours",
     "number_line_state",
