@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def trace_backward(root: Tensor) -> BackwardTrace:
     if not root.requires_grad or root.data.size != 1:
         raise ValueError(f"root must be a one-element Tensor that requires grad; got shape {root.shape}, "
                          f"requires_grad={root.requires_grad}")
-    nodes: list[Tensor] = topological_order(root)  # type: ignore[assignment]  # Tensors in, Tensors out
+    nodes = cast("list[Tensor]", topological_order(root))  # Tensors in, Tensors out
     index = {node: i for i, node in enumerate(nodes)}
     edges = tuple((index[p], index[n]) for n in nodes for p in n._parents)
     order: list[int] = []
@@ -95,8 +95,9 @@ def trace_backward(root: Tensor) -> BackwardTrace:
     partial: list[dict[int, np.ndarray]] = [{}]
 
     def record(node: object, grad: np.ndarray, pending: dict) -> None:
-        order.append(index[node])  # type: ignore[index]
-        complete.append({**complete[-1], index[node]: grad.copy()})  # type: ignore[index]
+        i = index[cast(Tensor, node)]
+        order.append(i)
+        complete.append({**complete[-1], i: grad.copy()})
         partial.append({index[n]: g.copy() for n, g in pending.items()})
 
     run_backward(root, np.ones_like(root.data), accumulate=False, on_node=record)
@@ -266,7 +267,9 @@ def backward_view(step: int, trace: BackwardTrace | None = None) -> View:
     to_data = ax.transData.inverted()
     half = []
     for box in boxes:
-        (x0, y0), (x1, y1) = to_data.transform(box.get_bbox_patch().get_window_extent())
+        patch = box.get_bbox_patch()
+        assert patch is not None  # every node text was given a bbox
+        (x0, y0), (x1, y1) = to_data.transform(patch.get_window_extent())
         half.append(((x1 - x0) / 2 + 0.02, (y1 - y0) / 2 + 0.02))
     ends = {tuple(p): i for i, p in enumerate(state.xy)}
     for route, times in zip(state.routes, state.multiplicity):

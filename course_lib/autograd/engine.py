@@ -43,12 +43,27 @@ import numpy as np
 
 
 class Node(Protocol):
-    """What the engine needs of a graph node (:class:`~course_lib.autograd.tensor.Tensor` has it)."""
+    """What the engine needs of a graph node (:class:`~course_lib.autograd.tensor.Tensor` has it).
 
-    data: np.ndarray  # the forward value
-    requires_grad: bool  # whether a gradient flows to (or through) this node
-    _parents: tuple[Node, ...]  # the nodes this one was computed from; () for a leaf
-    _vjp: Callable[[np.ndarray], Sequence[np.ndarray | None]] | None  # None for a leaf
+    Read-only members (properties here; plain attributes satisfy them), so a class whose
+    ``_parents`` is a ``tuple[Tensor, ...]`` is a ``Node``.
+    """
+
+    @property
+    def data(self) -> np.ndarray:  # the forward value
+        ...
+
+    @property
+    def requires_grad(self) -> bool:  # whether a gradient flows to (or through) this node
+        ...
+
+    @property
+    def _parents(self) -> tuple[Node, ...]:  # the nodes this one was computed from; () for a leaf
+        ...
+
+    @property
+    def _vjp(self) -> Callable[[np.ndarray], Sequence[np.ndarray | None]] | None:  # None for a leaf
+        ...
 
     def accumulate_grad(self, grad: np.ndarray) -> None:
         """Add ``grad`` into this leaf's ``.grad``."""

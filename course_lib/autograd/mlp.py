@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -120,13 +120,14 @@ def cross_entropy(logits: T, y: np.ndarray) -> T:
         raise TypeError(f"y must hold integer class labels; got dtype {y.dtype}")
     if logits.ndim != 2 or y.shape != (logits.shape[0],):
         raise ValueError(f"logits must be (B, C) and y (B,); got logits {tuple(logits.shape)} and y {y.shape}")
-    rows = np.arange(len(y))
+    rows: np.ndarray | torch.Tensor = np.arange(len(y))
+    labels: np.ndarray | torch.Tensor = y
     if isinstance(logits, torch.Tensor):
-        rows, y = torch.from_numpy(rows), torch.from_numpy(y)
-    return -logits.log_softmax(dim=1)[rows, y].mean()  # picks log p(y_i | x_i)
+        rows, labels = torch.from_numpy(np.asarray(rows)), torch.from_numpy(y)
+    return -logits.log_softmax(dim=1)[rows, labels].mean()  # picks log p(y_i | x_i)
 
 
-def _to_engine(array: np.ndarray, engine: Engine, requires_grad: bool = False) -> Tensor | torch.Tensor:
+def _to_engine(array: np.ndarray, engine: Engine, requires_grad: bool = False) -> Any:
     if engine == "ours":
         return Tensor(array, requires_grad=requires_grad)
     return torch.tensor(array, dtype=torch.float64, requires_grad=requires_grad)
@@ -147,13 +148,13 @@ def train_digits(engine: Engine, config: DigitsConfig | None = None) -> DigitsRu
     _checks.integer("config.steps", cfg.steps, minimum=0)
     x_train, y_train, x_test, y_test = load_digits_split(cfg.seed, cfg.test_fraction)
     init = init_params((x_train.shape[1], *cfg.hidden, 10), cfg.seed)
-    params = {k: _to_engine(v, engine, requires_grad=True) for k, v in init.items()}
+    params: dict[str, Any] = {k: _to_engine(v, engine, requires_grad=True) for k, v in init.items()}
     rng = np.random.default_rng(cfg.seed + 1)  # the batch order, shared by both engines
     losses = []
     with one_thread():
         for _ in range(cfg.steps):
             idx = rng.choice(len(x_train), size=cfg.batch, replace=False)
-            loss = cross_entropy(mlp_forward(params, _to_engine(x_train[idx], engine)), y_train[idx])
+            loss: Any = cross_entropy(mlp_forward(params, _to_engine(x_train[idx], engine)), y_train[idx])
             loss.backward()
             losses.append(loss.item())
             _sgd_step(params, cfg.lr)
@@ -163,10 +164,11 @@ def train_digits(engine: Engine, config: DigitsConfig | None = None) -> DigitsRu
     return DigitsRun(losses, accuracy, final)
 
 
-def _sgd_step(params: Mapping[str, Tensor | torch.Tensor], lr: float) -> None:
+def _sgd_step(params: Mapping[str, Any], lr: float) -> None:
     """``p -= lr · p.grad`` outside the graph, then clear ``.grad`` (it would accumulate)."""
     for p in params.values():
         if isinstance(p, torch.Tensor):
+            assert p.grad is not None  # every parameter is used by the loss
             with torch.no_grad():
                 p -= lr * p.grad
         else:

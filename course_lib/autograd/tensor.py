@@ -114,7 +114,7 @@ def _dims(op: str, dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
             raise TypeError(f"{op}: dim must be an int or a tuple of ints; got {dim!r}")
-        if not -max(ndim, 1) <= d < max(ndim, 1):
+        if not -max(ndim, 1) <= int(d) < max(ndim, 1):
             raise ValueError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims")
     return tuple(sorted({int(d) % max(ndim, 1) for d in dims}))
 

@@ -105,7 +105,9 @@ def _run(mode: str, form: str, seed: int
         torch.manual_seed(seed)
         net = Net(cfg).train(mode == "train")
         x = 1.5 * torch.randn(VIEW_BATCH, cfg.in_features) + 0.5  # (N, D_in); off-centre, so BN has work
-        before = net.bn.running_mean.clone()
+        running = net.bn.running_mean
+        assert running is not None  # track_running_stats=True, BatchNorm1d's default
+        before = running.clone()
         params = {k: v.detach() for k, v in net.named_parameters()}
         buffers = dict(net.named_buffers())  # shared with net: an update shows in net.bn.running_mean
         runs = {
@@ -115,7 +117,7 @@ def _run(mode: str, form: str, seed: int
         }
         with torch.no_grad():
             _, calls = record_calls(runs[form])
-    return buffers, calls, before, net.bn.running_mean.clone()
+    return buffers, calls, before, running.clone()
 
 
 @export("functional.DropoutBNState")

@@ -193,7 +193,7 @@ def _counting_autograd_passes() -> Iterator[list[int]]:
         torch.autograd.grad, torch.autograd.backward = originals
 
 
-def _run_per_sample(fn: Callable[..., Any], case: Case) -> dict[str, torch.Tensor]:
+def _run_per_sample(fn: Callable[..., Any], case: Case) -> dict[str, torch.Tensor | None]:
     """The learner's function on Net, counting model calls and autograd passes: more than one is a loop."""
     model, x, y = _model_and_batch(case)
     calls = [0]

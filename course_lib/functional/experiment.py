@@ -28,6 +28,7 @@ Tests: ``tests/test_functional.py``.
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 from collections.abc import Callable, Sequence
@@ -109,8 +110,8 @@ def time_conv_overhead(sizes: Sequence[tuple[int, int, int]], repeats: int = 15,
         x = torch.randn(n, c, h, h)  # (N, C, H, W)
         weight, bias = conv.weight, conv.bias
         with torch.no_grad(), one_thread():
-            t = compare({"module": lambda conv=conv, x=x: conv(x),
-                         "functional": lambda x=x, w=weight, b=bias: F.conv2d(x, w, b, padding=KERNEL // 2)},
+            t = compare({"module": functools.partial(conv, x),
+                         "functional": functools.partial(F.conv2d, x, weight, bias, padding=KERNEL // 2)},
                         repeats=repeats, min_sample_s=min_sample_s)
         us = {k: (v.median * 1e6, (v.q1 * 1e6, v.q3 * 1e6)) for k, v in t.items()}
         rows.append(ConvOverhead(n, c, h, us["module"][0], us["functional"][0], us["module"][1], us["functional"][1]))

@@ -215,15 +215,16 @@ class FunctionalNet(nn.Module):
         template = Net(cfg)  # the same initialisation rule as the module spelling
         for layer in ("fc1", "bn", "fc2"):
             holder = nn.Module()  # an empty module just to carry "fc1.weight"-style names
-            for name, tensor in template.get_submodule(layer).named_parameters(recurse=False):
-                holder.register_parameter(name, nn.Parameter(tensor.detach().clone()))
-            for name, tensor in template.get_submodule(layer).named_buffers(recurse=False):
-                holder.register_buffer(name, tensor.detach().clone())
+            for name, param in template.get_submodule(layer).named_parameters(recurse=False):
+                holder.register_parameter(name, nn.Parameter(param.detach().clone()))
+            for name, buffer in template.get_submodule(layer).named_buffers(recurse=False):
+                holder.register_buffer(name, buffer.detach().clone())
             self.add_module(layer, holder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (Tensor[N, D_in])`` -> logits ``(Tensor[N, C])``."""
-        params, buffers = dict(self.named_parameters()), dict(self.named_buffers())
+        params: dict[str, torch.Tensor] = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
         if self.pass_training:
             return net_forward(params, buffers, x, self.cfg, training=self.training)
         return net_forward_naive(params, buffers, x, self.cfg)
