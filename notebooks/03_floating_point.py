@@ -532,6 +532,42 @@ for mode in ("fp16_master", "autocast"):
 # gradients fall below $2^{-24}$ and weight updates below half an ulp, which is why
 # `torch.amp` pairs FP16 with a GradScaler — and why BF16, with FP32's range, became the default
 # on hardware that supports it.
+
+# %% [markdown]
+# ## FP8 scaling
+#
+# FP8 E4M3 covers magnitudes from $2^{-9}$ to 448 with 3 mantissa bits, so FP8 training stores
+# $q = \mathrm{fp8}(x \cdot s)$ with a scale $s = 448 / \max|x|$ and computes with $q / s$.
+# One scale per tensor is what *FP8 Formats for Deep Learning* (2022) describes (Transformer
+# Engine's "delayed" variant takes the amax from past steps). One outlier then shrinks every other
+# value toward the subnormals. **Block scaling** gives each block its own scale: DeepSeek-V3 uses
+# 1×128 tiles for activations, the OCP MX formats 32-element blocks.
+# `course_lib.numerics.fp8_quantize(x, block=...)` does both; below, activations with one outlier
+# of $10^4$ in every eighth row:
+
+# %% tags=["nbval-check-output"]
+from course_lib.numerics import fp8_dequantize, fp8_quantize
+
+gen = torch.Generator().manual_seed(0)
+acts = torch.randn(64, 1024, generator=gen)  # (rows, features)
+outlier = torch.zeros_like(acts, dtype=torch.bool)
+outlier[::8, 5] = True
+acts[outlier] = 1e4
+fp8_errors = {}
+for block in (None, 128, 32):
+    q, scale = fp8_quantize(acts, block=block)
+    back = fp8_dequantize(q, scale)[~outlier]
+    fp8_errors[block] = ((back - acts[~outlier]).abs() / acts[~outlier].abs()).mean().item()
+    flushed_to_zero = (back == 0).float().mean().item()
+    label = "per tensor" if block is None else f"blocks of {block}"
+    print(f"{label:<15} mean relative error of the other values {fp8_errors[block]:.2%}, "
+          f"flushed to 0: {flushed_to_zero:.2%}")
+assert fp8_errors[128] < fp8_errors[None] / 2 and fp8_errors[32] <= fp8_errors[128]
+
+# %% [markdown]
+# With one scale per tensor the ordinary values land near E4M3's smallest normal ($2^{-6}$), where
+# they keep fewer bits, and some flush to zero; with a scale per 128 or 32 values only the
+# outlier's own block pays.
 #
 # ## Widgets
 #
@@ -688,6 +724,8 @@ loss_scale_rule.check(my_next_scale);
 #   FP32 master weights and FP32 accumulation even more than FP16 (1.0 + 1000 × 10⁻³ stays 1.0).
 # * CPU autocast runs matmuls in BF16 and leaves many reductions in BF16: cast before reducing
 #   when a result needs FP32.
+# * FP8 needs scales: one per tensor lets a single outlier cost every other value its precision;
+#   block scales (1×128, or MX's 32) more than halve the error in the measurement above.
 #
 # **References.** IEEE 754-2019. P. Micikevicius et al., *Mixed Precision Training*, ICLR 2018.
 # P. Micikevicius et al., *FP8 Formats for Deep Learning*, 2022. D. Kalamkar et al., *A Study of
