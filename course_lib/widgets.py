@@ -51,14 +51,48 @@ class View:
 
 
 def figure_png(fig: Figure, dpi: int = 90, close: bool = True) -> bytes:
-    """Render ``fig`` to PNG bytes; by default close it (so figures don't pile up in memory)."""
-    import matplotlib.pyplot as plt
+    """Render ``fig`` to PNG bytes, cropped to its artists as ``bbox_inches="tight"`` crops.
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    if close:
-        plt.close(fig)
-    return buf.getvalue()
+    Draws once and crops the pixels (``savefig(bbox_inches="tight")`` lays the figure out twice,
+    ~30 % slower, and a widget re-renders on every control change). Falls back to ``savefig``
+    when an artist reaches past the figure's edge (a legend placed outside it), where cropping
+    could not show it. By default closes the figure (so figures don't pile up in memory).
+    """
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    PAD_INCHES = 0.1  # savefig's default pad_inches around the tight box
+    try:
+        fig.set_dpi(dpi)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        tight = fig.get_tightbbox(canvas.get_renderer())  # inches, origin bottom-left
+        width, height = fig.get_size_inches()
+        if tight.x0 < 0 or tight.y0 < 0 or tight.x1 > width or tight.y1 > height:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=PAD_INCHES)
+            return buf.getvalue()
+        box = tight.padded(PAD_INCHES)
+        pixels = np.asarray(canvas.buffer_rgba())  # (H, W, 4), row 0 at the top
+        rows, cols = pixels.shape[:2]
+        top, bottom = rows - int(np.ceil(box.y1 * dpi)), rows - int(box.y0 * dpi)
+        left, right = int(box.x0 * dpi), int(np.ceil(box.x1 * dpi))
+        crop = pixels[max(top, 0):min(bottom, rows), max(left, 0):min(right, cols)]
+        # The pad may reach past the canvas (artists at its edge): fill it as savefig does.
+        margins = ((max(-top, 0), max(bottom - rows, 0)), (max(-left, 0), max(right - cols, 0)), (0, 0))
+        if any(m for pair in margins for m in pair):
+            face = np.array([round(255 * c) for c in matplotlib.colors.to_rgba(fig.get_facecolor())], np.uint8)
+            crop = np.concatenate([np.pad(crop[..., i], margins[:2], constant_values=face[i])[..., None]
+                                   for i in range(4)], axis=-1)
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(crop)).save(buf, format="png")
+        return buf.getvalue()
+    finally:
+        if close:
+            plt.close(fig)
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -181,3 +181,43 @@ def test_readme_gallery_is_current():
 
     assert {c.number for c in CHAPTERS} - set(BUILDERS) == {5}  # chapter 5 has no widget
     assert not stale_pictures(), "docs/gallery is stale: run `python3 course.py readme`"
+
+
+def test_figure_png_crops_like_savefig_tight():
+    import io
+
+    from course_lib._view_widget import png_size
+
+    def figure(outside_legend: bool):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([0, 1], label="a line")
+        ax.set_title("title")
+        if outside_legend:  # reaches past the figure's right edge: savefig's path
+            ax.legend(loc="upper left", bbox_to_anchor=(1.05, 1.0))
+        return fig
+
+    for outside in (False, True):
+        buf = io.BytesIO()
+        figure(outside).savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        plt.close("all")
+        expected = png_size(buf.getvalue())
+        got = png_size(figure_png(figure(outside), dpi=90))
+        assert abs(got[0] - expected[0]) <= 2 and abs(got[1] - expected[1]) <= 2, (outside, got, expected)
+    assert not plt.get_fignums()
+
+
+def test_figure_png_pads_artists_at_the_edge_as_savefig_does():
+    import io
+
+    from course_lib._view_widget import png_size
+
+    def figure():
+        fig = plt.figure(figsize=(4, 2))
+        fig.text(0.0, 0.0, "at the corner")  # touches the figure's edge: the pad reaches past it
+        return fig
+
+    buf = io.BytesIO()
+    figure().savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close("all")
+    expected, got = png_size(buf.getvalue()), png_size(figure_png(figure(), dpi=90))
+    assert abs(got[0] - expected[0]) <= 2 and abs(got[1] - expected[1]) <= 2, (got, expected)
