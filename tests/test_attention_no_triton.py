@@ -13,12 +13,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_without_triton(snippet: str) -> str:
     code = 'import sys\nsys.modules["triton"] = None\n' + textwrap.dedent(snippet)
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -57,3 +59,24 @@ def test_the_torch_path_exercises_widget_and_benchmark_formula_need_no_triton():
         print(sorted(m for m in sys.modules if m.startswith("triton") and sys.modules[m] is not None))
     """)
     assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_notebook_09_runs_without_triton(tmp_path):
+    """Chapter 9 top to bottom with triton hidden: the Triton cells print why they skip, the rest
+    (torch path, IO model, decoding, widget state, exercises) runs and its asserts hold."""
+    from course_lib import _notebooks
+
+    nb = _notebooks.read_py(_notebooks.NOTEBOOKS / "09_flash_attention.py")
+    code = "\n\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    script = tmp_path / "nb09.py"
+    script.write_text(code)
+    out = run_without_triton(f"""
+        import matplotlib
+        matplotlib.use("Agg")
+        import runpy
+        runpy.run_path({str(script)!r}, run_name="__main__")
+    """)
+    assert out.count("skipped: the triton package is not installed") == 3  # kernel, launcher, check
+    assert "kernel, and the triton package is not installed here" in out  # exercise 3 says so too
+    assert "equal to SDPA with the bottom-right mask" in out and "Triton mode: unavailable" in out
