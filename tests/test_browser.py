@@ -101,7 +101,7 @@ def _write_widget_notebook(path: Path) -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory):
     """JupyterLab, started as ``course.py lab`` starts it, on a scratch copy of the notebooks.
 
-    Yields ``(base_url, token)``.
+    Yields ``(base_url, token, root folder)``.
     """
     if CHROMIUM is None:
         if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
@@ -140,7 +140,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("JupyterLab did not start:\n" + (tmp / "lab.log").read_text()) from None
                 time.sleep(0.5)
-        yield base, token
+        yield base, token, root
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -420,7 +420,7 @@ def _close(page) -> None:
 def test_notebook_runs_and_its_widgets_fit_and_respond(lab, browser, name: str, tmp_path: Path):
     from course_lib._gallery import BUILDERS
 
-    base, token = lab
+    base, token, _ = lab
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(60_000)
     report: dict = {"widgets": []}
@@ -450,7 +450,7 @@ def test_every_chapter_widget_on_one_page(lab, browser, tmp_path: Path):
     and mouse checks above, for the library as it is now, whatever state the notebooks are in."""
     from course_lib._gallery import BUILDERS
 
-    base, token = lab
+    base, token, _ = lab
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(60_000)
     report: dict = {"widgets": []}
@@ -471,3 +471,41 @@ def test_every_chapter_widget_on_one_page(lab, browser, tmp_path: Path):
     chapters = list(BUILDERS)
     named = [re.sub(r"^widget (\d+)", lambda m: f"chapter {chapters[int(m[1])]}", p) for p in problems]
     assert not problems, "chapter widgets in a 1280 px window with the file browser open:\n  " + "\n  ".join(named)
+
+
+def test_a_stored_widget_shows_its_picture_before_the_kernel_runs(lab, browser, tmp_path: Path):
+    """Static faces: what a reader sees of a built notebook before running it (as on GitHub),
+    and that running it replaces the picture by the live widget instead of adding one."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from course_lib.widgets import settle_progress_outputs
+
+    base, token, root = lab
+    code = ("from course_lib.temperature import temperature_widget\nfrom tqdm.auto import tqdm\n"
+            "for _ in tqdm(range(3), desc='steps'): pass\ntemperature_widget()")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, kernel_name="python3").execute()
+    assert settle_progress_outputs(nb) == 1
+    stored = [o["data"] for o in nb.cells[0].outputs if "data" in o]
+    assert stored[0]["text/plain"].startswith("steps: 100%|██████████| 3/3")
+    assert "image/png" in stored[1] and stored[1]["text/plain"].startswith("ViewWidget: T = 1.00")
+    nbformat.write(nb, root / "_stored.ipynb")
+
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(f"{base}/lab/workspaces/stored/tree/_stored.ipynb?reset&token={token}")
+        page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook", timeout=90_000)
+        page.locator(".jp-OutputArea-output img").first.wait_for(timeout=30_000)
+        text = page.locator(".jp-OutputArea").first.inner_text()
+        page.screenshot(path=str(tmp_path / "stored.png"))
+        assert "ViewWidget(" not in text and not re.search(r"(?<!\d)0%", text), text
+        assert page.locator(".course-view-widget").count() == 0  # no kernel yet: the picture
+        state = _run_all(page, timeout_s=120)
+        assert not state["errors"] and state["live"] == 1, state
+        page.locator(".course-view-widget img.widget-image").first.wait_for(timeout=30_000)
+        images = page.locator(".jp-OutputArea-output img").count()
+        assert images == 1, f"{images} pictures after running: the live widget's only, not a static copy too"
+    finally:
+        _close(page)
