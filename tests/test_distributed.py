@@ -304,3 +304,11 @@ def test_buffers_are_broadcast_at_every_forward_like_torch_ddp(broadcast_buffers
     for rank, out in enumerate(results):
         expected = 0.0 if broadcast_buffers else float(rank)
         assert out == {"simple_ddp": expected, "torch_ddp": expected}
+
+
+def test_no_sync_accumulates_locally_like_torch_ddp_and_sends_once() -> None:
+    for out in launch(ex.accumulation, 2, kwargs=dict(micro_batches=4), show_output=False).results:
+        assert out["simple_vs_torch"] == 0.0  # the same sums in the same order as DDP's no_sync
+        assert out["synced_vs_no_sync"] <= 1e-6  # communicating every micro-batch gives the same mean
+        assert out["bytes_no_sync"] == out["gradient_bytes"]  # one all-reduce of every gradient
+        assert out["bytes_every_step"] == 4 * out["gradient_bytes"]

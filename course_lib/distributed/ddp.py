@@ -32,17 +32,22 @@ the replicas stay identical. What makes it fast is *when* the all-reduce happens
 Small buckets start communicating earlier but pay a per-message latency many times; one huge
 bucket waits for the whole backward pass and overlaps nothing.
 
+Gradient accumulation: inside ``with model.no_sync():`` backward passes only accumulate ``.grad``
+locally; the first backward after the block all-reduces the accumulated sum — one communication
+per optimizer step instead of one per micro-batch, as DDP's ``no_sync``.
+
 Differences from PyTorch's DDP: no ``gradient_as_bucket_view`` (gradients are copied into and
-out of the buckets), no first small bucket (DDP caps bucket 0 at 1 MB), no ``no_sync``
-(gradient accumulation works, but every backward communicates), no unused parameters
+out of the buckets), no first small bucket (DDP caps bucket 0 at 1 MB), no unused parameters
 (``find_unused_parameters``): a parameter without a gradient is an error at the end of backward,
-no comm hooks, dense gradients only, one dtype per bucket. One backward per optimizer step.
+no comm hooks, dense gradients only, one dtype per bucket.
 
 Notebook: ``04_ddp`` ("SimpleDDP"). Tests: ``tests/test_distributed.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +124,7 @@ class SimpleDDP(nn.Module):
 
     Attributes:
         buckets: the :class:`Bucket` list, in launch order.
+        bytes_sent: bytes of gradient buckets all-reduced so far (each bucket's size per launch).
         events: this step's ``("grad", param index)``, ``("launch", bucket)`` and
             ``("wait", bucket)`` in the order they happened (the overlap made visible).
 
@@ -155,6 +161,8 @@ class SimpleDDP(nn.Module):
             for p, index in zip(bucket.params, bucket.indices):
                 p.register_post_accumulate_grad_hook(self._hook(b, index))
         self.events: list[tuple[str, int]] = []
+        self.bytes_sent = 0
+        self._sync = True  # False inside no_sync(): backward only accumulates .grad locally
         self._next_bucket = 0  # buckets launch in order, so every rank issues the same sequence
         self._finish_queued = False
         self._arrived: set[int] = set()  # parameter indices whose gradient arrived this backward
@@ -165,6 +173,19 @@ class SimpleDDP(nn.Module):
         for tensor in tensors:
             dist.broadcast(tensor.data, src=src, group=self.group)
 
+    @contextmanager
+    def no_sync(self) -> Iterator[None]:
+        """Backward passes inside only accumulate gradients locally (DDP's ``no_sync``).
+
+        The first backward after the block all-reduces the accumulated gradients, so ``k``
+        micro-batches cost one communication instead of ``k``.
+        """
+        previous, self._sync = self._sync, False
+        try:
+            yield
+        finally:
+            self._sync = previous
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.broadcast_buffers:
             self._broadcast_from_rank0(list(self.module.buffers()))
@@ -172,6 +193,8 @@ class SimpleDDP(nn.Module):
 
     def _hook(self, b: int, index: int):
         def on_grad_ready(_param: nn.Parameter) -> None:
+            if not self._sync:  # inside no_sync(): the gradient just accumulates in .grad
+                return
             if not self._finish_queued:  # first gradient of this backward
                 self.events = []
                 torch.autograd.Variable._execution_engine.queue_callback(self.finish_gradient_synchronization)
@@ -193,6 +216,7 @@ class SimpleDDP(nn.Module):
                 torch.mul(p.grad.reshape(-1), 1.0 / self.world_size, out=bucket.buffer[offset:offset + p.numel()])
                 offset += p.numel()
             bucket.work = dist.all_reduce(bucket.buffer, group=self.group, async_op=True)
+            self.bytes_sent += bucket.buffer.numel() * bucket.buffer.element_size()
             self.events.append(("launch", self._next_bucket))
             self._next_bucket += 1
 

@@ -13,6 +13,7 @@ every rank and returns plain data (lists, dicts, floats) that the notebook plots
 * :func:`broadcast_state` — SimpleDDP's start: rank 0's parameters and buffers everywhere.
 * :func:`average_order` — divide before or after the sum: FP16 overflow, SimpleDDP and DDP.
 * :func:`buffers_each_forward` — buffers re-broadcast from rank 0 at every forward (DDP's default).
+* :func:`accumulation` — ``no_sync`` gradient accumulation: SimpleDDP against DDP, bytes sent.
 * :func:`check_ring_step` — a learner's ring step, given as source code, plugged into
   :func:`~course_lib.distributed.ring_all_reduce` and compared with ``dist.all_reduce``.
 * :func:`fail_on_rank`, :func:`bad_input_errors` — faults and bad input, on purpose.
@@ -24,6 +25,7 @@ Notebook: ``04_ddp``. Tests: ``tests/test_distributed.py``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
@@ -335,3 +337,39 @@ def check_ring_step(source: str, name: str, sizes: Sequence[int] = (1, 7, 97), s
         error = (x - expected).abs().max().item() if numel else 0.0
         rows.append({"numel": numel, "rank": rank, "max_error": error if math.isfinite(error) else math.inf})
     return rows
+
+
+@export("distributed.experiment.accumulation")
+def accumulation(micro_batches: int = 4, per_rank_batch: int = 3, seed: int = 0) -> dict[str, Any]:
+    """One optimizer step's gradients from ``micro_batches`` backward passes, with and without ``no_sync``.
+
+    Returns:
+        ``simple_vs_torch``: max |difference| of the accumulated gradients (SimpleDDP vs DDP, both
+        with ``no_sync`` on all but the last micro-batch); ``synced_vs_no_sync``: the same gradients
+        when every micro-batch communicates; ``bytes_no_sync`` / ``bytes_every_step``: what
+        SimpleDDP all-reduced in each case; ``gradient_bytes``: the model's gradient size.
+    """
+    rank, device = dist.get_rank(), worker_device()
+    gen = torch.Generator().manual_seed(seed * 7919 + rank)
+    batches = [(torch.randn(per_rank_batch, 7, generator=gen).to(device),
+                torch.randn(per_rank_batch, 3, generator=gen).to(device)) for _ in range(micro_batches)]
+    grads, sent = {}, {}
+    for name in ("simple", "torch", "simple_every_step"):
+        module = _mlp(seed).to(device)
+        model = nn.parallel.DistributedDataParallel(module) if name == "torch" else SimpleDDP(module)
+        for i, (x, y) in enumerate(batches):
+            last = i == micro_batches - 1
+            context = model.no_sync() if (name != "simple_every_step" and not last) else contextlib.nullcontext()
+            with context:
+                (nn.functional.mse_loss(model(x), y) / micro_batches).backward()
+        grads[name] = [p.grad.clone() for p in module.parameters()]
+        if name != "torch":
+            sent[name] = model.bytes_sent
+
+    def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+        return max((p - q).abs().max().item() for p, q in zip(a, b))
+
+    return {"simple_vs_torch": max_diff(grads["simple"], grads["torch"]),
+            "synced_vs_no_sync": max_diff(grads["simple"], grads["simple_every_step"]),
+            "bytes_no_sync": sent["simple"], "bytes_every_step": sent["simple_every_step"],
+            "gradient_bytes": sum(p.numel() * p.element_size() for p in _mlp(seed).parameters())}
