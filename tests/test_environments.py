@@ -100,11 +100,12 @@ class Env:
         done = subprocess.run([str(self.python), "-m", "pytest", "-q", "-n", "2", "--dist", "loadfile", *notebooks],
                               env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT)
         self.seconds["notebooks"] = time.perf_counter() - start
+        self.report()
         assert done.returncode == 0, "notebooks failed here:\n" + "\n".join(nbval_failures(done.stdout))
 
-    def report(self, name: str) -> None:
+    def report(self) -> None:
         times = ", ".join(f"{step} {seconds:.0f} s" for step, seconds in self.seconds.items())
-        print(f"\n[environment {name}] {times}; total {sum(self.seconds.values()):.0f} s", flush=True)
+        print(f"\n[environment {self.path.name}] {times}; total {sum(self.seconds.values()):.0f} s", flush=True)
 
 
 def nbval_failures(output: str) -> list[str]:
@@ -187,7 +188,6 @@ def test_colab(tmp_path: Path):
     env.pip("install nbval", "install", "-c", ENVS / "colab.txt", *NOTEBOOK_TOOLS)
     assert {name: env.freeze()[name].split("==")[1] for name in pinned} == pinned, "nbval's install moved a pin"
     env.run_notebooks()
-    env.report("colab")
 
 
 def test_no_triton(tmp_path: Path):
@@ -199,7 +199,6 @@ def test_no_triton(tmp_path: Path):
     doctor = env.run("doctor", env.python, "-m", "course_lib", "doctor")
     assert "Triton      unavailable" in doctor and 'flash_attention(impl="torch")' in doctor, doctor
     env.run_notebooks()
-    env.report("no-triton")
 
 
 def test_oldest(tmp_path: Path):
@@ -213,4 +212,3 @@ def test_oldest(tmp_path: Path):
         if name in installed:  # triton only where its marker holds
             assert installed[name].split("==")[1] == requirement.split("==")[1], installed[name]
     env.run_notebooks()
-    env.report("oldest")
