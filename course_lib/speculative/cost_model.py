@@ -39,6 +39,17 @@ class StepBreakdown:
     step: Timing  # the whole step, as the decoding loop runs it
     plain: Timing  # one plain greedy step at the same cache length: c(1) plus the argmax
     prefill: Timing  # the prompt's forward pass, paid once by plain and speculative decoding alike
+    decode_plain: Timing | None = None  # optional: a whole plain greedy decode, timed in the same run
+    decode: Timing | None = None  # optional: the same decode by the speculative method, same run
+    tokens_per_step: float | None = None  # of that speculative decode
+    max_new_tokens: int | None = None  # of both decodes
+
+    @property
+    def measured_speedup(self) -> float:
+        """decode_plain / decode, medians of the same run (NaN when no decode was timed)."""
+        if self.decode is None or self.decode_plain is None:
+            return float("nan")
+        return self.decode_plain.median / self.decode.median
 
     @property
     def other(self) -> float:

@@ -51,6 +51,7 @@ from course_lib.speculative.medusa_tree import MedusaTree, medusa_tree
 from course_lib.timing import Timing, compare
 
 REPETITION_N = 8  # n-gram length (bytes) of the repetition rate
+SAMPLE_S = 0.05  # seconds per timing sample of a single pass or phase (many calls per sample)
 
 
 @export("speculative.experiment.ForwardCost")
@@ -110,7 +111,7 @@ def forward_time(model: GPT, sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), ca
         return run
 
     fns = {n: one_pass(_random_tokens(model, n, n)) for n in sizes}
-    timings = compare({str(n): fn for n, fn in fns.items()}, repeats=repeats)
+    timings = compare({str(n): fn for n, fn in fns.items()}, repeats=repeats, min_sample_s=SAMPLE_S)
     return ForwardCost(cache_len, {n: timings[str(n)] for n in sizes})
 
 
@@ -127,7 +128,8 @@ def _check_prompt_state(model: GPT, prompt: torch.Tensor, nodes: int) -> torch.T
 @torch.no_grad()
 def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: MedusaTree | str = "medium",
                    acceptance: str = "greedy", typical: TypicalConfig | None = None,
-                   repeats: int = 7) -> StepBreakdown:
+                   repeats: int = 7, decode_prompt: torch.Tensor | None = None,
+                   max_new_tokens: int = 128) -> StepBreakdown:
     """Time each phase of a Medusa step, the whole step, a plain step and the prefill, interleaved.
 
     The state is the one after the prefill of ``prompt`` (its length sets the cache length);
@@ -140,6 +142,10 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
         acceptance: ``"greedy"`` or ``"typical"``.
         typical: typical acceptance's parameters.
         repeats: samples per alternative.
+        decode_prompt: if given, a whole plain decode and a whole Medusa decode of
+            ``max_new_tokens`` tokens from it are timed in the same interleaved run, so the cost
+            model's prediction and the measured speed-up share the machine's conditions.
+        max_new_tokens: the decodes' length.
 
     Returns:
         A :class:`StepBreakdown` whose phases are ``candidates``, ``forward``, ``acceptance``,
@@ -191,9 +197,21 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
         "compaction": compaction,
         "heads": lambda: heads(tree_hidden[last]),
     }
-    t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill}, repeats=repeats)
+    extra: dict[str, Callable[[], object]] = {}
+    decoded: dict[str, object] = {}
+    if decode_prompt is not None:
+        _checks.integer("max_new_tokens", max_new_tokens, minimum=1)
+        extra = {"decode plain": lambda: generate(model, decode_prompt, max_new_tokens),
+                 "decode": lambda: decoded.__setitem__("r", medusa_generate(
+                     model, heads, decode_prompt, max_new_tokens, tree=tree, acceptance=acceptance, typical=typical))}
+    # 50 ms samples: on a shared, busy CPU, short samples mostly measure the scheduler
+    t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill, **extra}, repeats=repeats,
+                min_sample_s=SAMPLE_S)
+    result = decoded.get("r")
     return StepBreakdown(f"medusa/{label}/{acceptance}", N, start, {k: t[k] for k in phases}, t["step"],
-                         t["plain"], t["prefill"])
+                         t["plain"], t["prefill"], decode_plain=t.get("decode plain"), decode=t.get("decode"),
+                         tokens_per_step=None if result is None else result.tokens_per_step,
+                         max_new_tokens=None if result is None else max_new_tokens)
 
 
 @export("speculative.experiment.DecodingStats")
