@@ -138,11 +138,12 @@ def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int |
     """Check an integer argument (``bool`` is refused) and its bounds; return it as ``int``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int; got {type(value).__name__}: {_describe(value)}")
-    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+    number = int(value)
+    if minimum is not None and number < minimum or maximum is not None and number > maximum:
         lo = "-inf" if minimum is None else minimum
         hi = "inf" if maximum is None else maximum
         raise ValueError(f"{name} must be an int in [{lo}, {hi}]; got {value}")
-    return int(value)
+    return number
 
 
 def real(

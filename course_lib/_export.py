@@ -119,7 +119,7 @@ class api_export:  # noqa: N801 — lower case, as a decorator is spelled at its
         return _attribute(self.api_name, "v2")
 
     def __call__(self, obj: T) -> T:
-        wanted = {"v2": self.names, "v1": self.v1_names}
+        wanted: dict[Version, tuple[str, ...]] = {"v2": self.names, "v1": self.v1_names}
         # Check everything before changing anything, so a refused export leaves no trace.
         for version, names in wanted.items():
             table = _REGISTRY.get((self.api_name, version), {})

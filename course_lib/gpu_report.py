@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import platform
 import re
@@ -210,11 +211,11 @@ def _check_attention(device: torch.device, quick: bool) -> tuple[bool, str]:
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 2, 65 if quick else 1031, 64, generator=gen) for _ in range(3))
     ref = attention_ref(q.double(), k.double(), v.double(), causal=True)
-    low = [t.to(device, dtype) for t in (q, k, v)]
-    sdpa_err = _max_diff(F.scaled_dot_product_attention(*low, is_causal=True), ref)
+    ql, kl, vl = (t.to(device, dtype) for t in (q, k, v))
+    sdpa_err = _max_diff(F.scaled_dot_product_attention(ql, kl, vl, is_causal=True), ref)
     details, ok = [f"SDPA {dtype} error {sdpa_err:.1e}"], True
     for impl in impls:
-        err = _max_diff(flash_attention(*low, causal=True, impl=impl), ref)
+        err = _max_diff(flash_attention(ql, kl, vl, causal=True, impl=impl), ref)
         ok &= err <= 2 * sdpa_err + 1e-6
         details.append(f"{impl} {err:.1e}")
     if not triton_here:
@@ -295,7 +296,7 @@ def _measure_decoding(device: torch.device) -> dict[str, float]:
     prompt, n = encode("    def __init__(self, ").to(device), 128
     decoders = _decoders(device)
     with torch.no_grad():
-        timings = compare({name: (lambda fn=fn: fn(prompt, n)) for name, fn in decoders.items()},
+        timings = compare({name: functools.partial(fn, prompt, n) for name, fn in decoders.items()},
                           repeats=5, warmup=1, number=1)
     return {name: t.median * 1e3 / n for name, t in timings.items()}
 
