@@ -188,7 +188,7 @@ def _api_export(*names: str, api_name: str, registry: dict[str, dict[str, Any]])
 # Each script is a list of (names, object label) exports; a label names one fresh object, so a
 # label seen twice is the same object exported again (allowed), a new label under a taken name
 # is a duplicate (refused with ValueError, and nothing of that export is recorded).
-_SCRIPTS = [
+_SCRIPTS: list[list[tuple[tuple[str, ...], str]]] = [
     [(("math.add", "add"), "add")],
     [(("math.add",), "add"), (("math.add",), "add")],  # the same object again: fine
     [(("math.add",), "add"), (("math.sub", "math.add"), "sub"), (("math.sub",), "sub")],  # duplicate, then ok
@@ -201,7 +201,7 @@ _SCRIPTS = [
 class DecoratorExercise(Exercise):
     """Checked by *using* the learner's decorator factory: bound with functools.partial, applied."""
 
-    scripts: tuple = tuple(map(tuple, _SCRIPTS))
+    scripts: tuple = tuple(tuple(script) for script in _SCRIPTS)
 
     @staticmethod
     def _run(factory, script) -> tuple[list[str], dict[str, str]]:
@@ -238,7 +238,7 @@ class DecoratorExercise(Exercise):
                 return Result(False, False, f"… {self.title}: not attempted yet — replace the "
                               "`raise NotImplementedError` with your code and run this cell again.")
             except Exception as exc:  # noqa: BLE001 — the learner's bug, against the script that caused it
-                got = (f"raised {type(exc).__name__}: {exc}", {})
+                got = ([f"raised {type(exc).__name__}: {exc}"], {})
             if got != expected:
                 steps = "\n".join(f"    export{tuple(n)} applied to {label}" for n, label in script)
                 return Result(False, True, f"✗ {self.title}: wrong on script {i + 1} of {len(self.scripts)}:\n"

@@ -213,6 +213,7 @@ class SimpleDDP(nn.Module):
                 return
             offset = 0
             for p in bucket.params:  # divide while copying, before the sum (as PyTorch's reducer)
+                assert p.grad is not None  # the hook fired: the gradient arrived
                 torch.mul(p.grad.reshape(-1), 1.0 / self.world_size, out=bucket.buffer[offset:offset + p.numel()])
                 offset += p.numel()
             bucket.work = dist.all_reduce(bucket.buffer, group=self.group, async_op=True)
@@ -243,6 +244,7 @@ class SimpleDDP(nn.Module):
             self.events.append(("wait", b))
             offset = 0
             for p in bucket.params:
+                assert p.grad is not None  # every bucket launched: every gradient arrived
                 p.grad.copy_(bucket.buffer[offset:offset + p.numel()].view_as(p.grad))
                 offset += p.numel()
         self._reset()

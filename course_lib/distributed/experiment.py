@@ -30,7 +30,7 @@ import copy
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -94,7 +94,8 @@ def compare_all_reduces(sizes: Sequence[int], dtypes: Sequence[str] = ("float32"
     world = dist.get_world_size()
     ks = list(group_sizes) if group_sizes else [world]
     # new_group is itself collective: every rank creates every group, in the same order.
-    groups = {k: (None if k == world else dist.new_group(list(range(k)))) for k in ks}
+    groups: dict[int, dist.ProcessGroup | None] = {
+        k: (None if k == world else cast(dist.ProcessGroup, dist.new_group(list(range(k))))) for k in ks}
     rows = []
     for k in ks:
         if dist.get_rank() >= k:
@@ -285,7 +286,8 @@ def average_order(value: float = 40000.0) -> dict[str, float]:
         layer = nn.Linear(1, 1, bias=False).to(device=device, dtype=torch.float16)
         model = wrap(layer)
         model(torch.full((1, 1), value, dtype=torch.float16, device=device)).sum().backward()
-        out[name] = layer.weight.grad.item()
+        grad = layer.weight.grad
+        out[name] = grad.item() if grad is not None else float("nan")
     return out
 
 
@@ -300,13 +302,15 @@ def buffers_each_forward(broadcast_buffers: bool = True) -> dict[str, float]:
     rank, device = dist.get_rank(), worker_device()
     out = {}
     for name, wrap in (("simple_ddp", SimpleDDP), ("torch_ddp", nn.parallel.DistributedDataParallel)):
-        module = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).to(device)
+        norm = nn.BatchNorm1d(2)
+        module = nn.Sequential(nn.Linear(2, 2), norm).to(device)
         model = wrap(module, broadcast_buffers=broadcast_buffers)
+        running_mean = cast(torch.Tensor, norm.running_mean)  # (2,)
         with torch.no_grad():
-            module[1].running_mean.fill_(float(rank))
+            running_mean.fill_(float(rank))
         module.eval()
         model(torch.ones(3, 2, device=device))
-        out[name] = module[1].running_mean[0].item()
+        out[name] = running_mean[0].item()
     return out
 
 
@@ -362,7 +366,7 @@ def accumulation(micro_batches: int = 4, per_rank_batch: int = 3, seed: int = 0)
             context = model.no_sync() if (name != "simple_every_step" and not last) else contextlib.nullcontext()
             with context:
                 (nn.functional.mse_loss(model(x), y) / micro_batches).backward()
-        grads[name] = [p.grad.clone() for p in module.parameters()]
+        grads[name] = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in module.parameters()]
         if name != "torch":
             sent[name] = model.bytes_sent
 

@@ -135,10 +135,10 @@ def simulate_ring(tensors: list[torch.Tensor], stop_after: int | None = None) ->
     steps = ring_schedule(n)
     for step in steps[:len(steps) if stop_after is None else stop_after]:
         # Every rank sends before anyone receives: snapshot the outgoing chunks first.
-        outgoing = [chunks[t.src][t.chunk].clone() for t in step]
-        for t, data in zip(step, outgoing):
-            target = chunks[t.dst][t.chunk]
-            if t.phase == "reduce-scatter":
+        outgoing = [chunks[m.src][m.chunk].clone() for m in step]
+        for m, data in zip(step, outgoing):
+            target = chunks[m.dst][m.chunk]
+            if m.phase == "reduce-scatter":
                 target.add_(data)
             else:
                 target.copy_(data)

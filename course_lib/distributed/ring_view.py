@@ -101,7 +101,7 @@ def ring_view(world_size: int = 4, step: int = 0) -> View:
 
     n = _checks.integer("world_size", world_size, minimum=1, maximum=MAX_RANKS)
     state = ring_state(n, min(_checks.integer("step", step, minimum=0), 2 * (n - 1)))
-    colors = plt.get_cmap("tab10").colors
+    colors = [plt.get_cmap("tab10")(i) for i in range(10)]
 
     # An ellipse wider than tall: the figure is 4.6 in high (about 400 px at the widget's dpi 90),
     # so sliders, picture and caption fit on one laptop screen together.

@@ -139,11 +139,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     times = torch.tensor(seconds, dtype=torch.float64, device=device)
     dist.all_reduce(times, op=dist.ReduceOp.MAX)
     timed = times[1:] if cfg.steps > 1 else times
-    simple = isinstance(model, SimpleDDP)
+    simple = model if isinstance(model, SimpleDDP) else None
     return {"losses": (stacked / world).tolist(), "ms_per_step": 1000 * timed.median().item(),
             "world_size": world, "parameters": sum(p.numel() for p in module.parameters()),
-            "buckets": len(model.buckets) if simple else None,
-            "events": list(model.events) if simple else None, "config": asdict(cfg)}
+            "buckets": len(simple.buckets) if simple else None,
+            "events": list(simple.events) if simple else None, "config": asdict(cfg)}
 
 
 def _parser() -> argparse.ArgumentParser:

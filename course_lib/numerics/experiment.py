@@ -192,7 +192,10 @@ def gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     """
     model.zero_grad(set_to_none=True)
     F.cross_entropy(model(x), y).backward()
-    return torch.cat([p.grad.detach().float().flatten() for p in model.parameters()])  # (P,)
+    # A parameter the loss does not use has no gradient: its entries are 0, as torch.autograd.grad(
+    # ..., materialize_grads=True) gives them.
+    return torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).detach().float().flatten()
+                      for p in model.parameters()])  # (P,)
 
 
 @export("numerics.experiment.flushed_fraction")

@@ -59,10 +59,11 @@ def parse_bits(bits: int | str, fmt: FormatLike) -> int:
     """
     f = get_format(fmt)
     if isinstance(bits, str):
+        text = bits
         try:
-            bits = int(bits.strip().replace("_", ""), 0)
+            bits = int(text.strip().replace("_", ""), 0)
         except ValueError:
-            shown = bits if len(bits) <= 40 else bits[:40] + "…"  # a pasted page stays one line
+            shown = text if len(text) <= 40 else text[:40] + "…"  # a pasted page stays one line
             raise ValueError(f"bits must be an integer like 0x3c00 or 0b0011110000000000; got {shown!r}") from None
     return _checks.integer("bits", bits, minimum=0, maximum=(1 << f.bits) - 1)
 
