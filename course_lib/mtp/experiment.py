@@ -142,7 +142,9 @@ def pass_breakdown(model: GPT, mtp: MultiTokenPredictor, prompt: torch.Tensor, r
         return model(idx, prefill_cache)
 
     phases: dict[str, Callable[[], object]] = {"forward": forward, "verify": verify, "draft module": module}
-    t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill}, repeats=repeats)
+    # 50 ms samples: on a shared, busy CPU, short samples mostly measure the scheduler
+    t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill}, repeats=repeats,
+                min_sample_s=0.05)
     return StepBreakdown("mtp", 2, start, {k: t[k] for k in phases}, t["step"], t["plain"], t["prefill"])
 
 
