@@ -352,7 +352,7 @@ alternatives = {
 if TRITON:
     alternatives[f"flash_attention triton ({runtime.triton_mode()})"] = lambda: flash_attention(qd, kd, vd, True)
 timings = compare(alternatives, repeats=5, warmup=1)
-for name, t in timings.items():
+for t in timings.values():
     print(f"{t}  -> {ratio(t, timings['SDPA']):7.1f} x SDPA's median  (forward, N = 256, d = 64, 4 heads)")
 
 # %% [markdown]
