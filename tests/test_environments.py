@@ -117,7 +117,7 @@ def nbval_failures(output: str) -> list[str]:
             cell = heading.group(1)
         elif re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt|Exit)\b: ?", line):
             failures.append(f"{cell} | {line[:300]}")
-    summary = [line for line in text.splitlines() if re.match(r"^\d+ (failed|passed)", line)]
+    summary = [line for line in text.splitlines() if re.match(r"^(FAILED |\d+ (failed|passed))", line)]
     return failures + summary or [text[-3000:]]
 
 
