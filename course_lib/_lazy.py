@@ -20,7 +20,8 @@ import sys
 from collections.abc import Callable, Mapping
 
 
-def lazy_exports(package: str, modules: Mapping[str, tuple[str, ...]]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+def lazy_exports(package: str, modules: Mapping[str, tuple[str, ...]]
+                 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """The ``(__getattr__, __dir__)`` pair that loads ``package.<module>.<name>`` on first access.
 
     Args:

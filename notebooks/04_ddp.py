@@ -367,7 +367,7 @@ print(f"{wide_runs[8.0]['parameters']:,} parameters = {4 * wide_runs[8.0]['param
 
 fig, (ax_events, ax_time) = plt.subplots(1, 2, figsize=(12, 3.4))
 markers = {"grad": ("|", "gradient ready"), "launch": ("^", "all-reduce launched"), "wait": ("v", "waited for")}
-for row, (cap, run) in enumerate(wide_runs.items()):
+for row, run in enumerate(wide_runs.values()):
     for kind, (marker, label) in markers.items():
         xs = [i for i, (k, _) in enumerate(run["events"]) if k == kind]
         ax_events.scatter(xs, [row] * len(xs), marker=marker, s=60, label=label if row == 0 else None,

@@ -104,4 +104,4 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_splits
     state = states[0]
     for other in states[1:]:  # on a GPU: a small reduction kernel after the split kernels
         state = merge_states(state, other)
-    return (state.acc / state.l[..., None]).to(q.dtype)  # (B, H, T, D)
+    return state.output().to(q.dtype)  # acc / l: (B, H, T, D)

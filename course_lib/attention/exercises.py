@@ -223,10 +223,14 @@ class KernelLineExercise(Exercise):
             if not quiet:
                 print(result.message)
             return result
+        if self.run_kernel is None:
+            raise TypeError(f"{self.title}: run_kernel is not set")
         plugged = functools.partial(self.run_kernel, fn)
         return super().check(plugged, seed, quiet)
 
     def solution(self) -> str:  # noqa: D102
+        if self.line_solution is None:
+            raise TypeError(f"{self.title}: line_solution is not set")
         source = textwrap.dedent(inspect.getsource(self.line_solution))
         print(source)
         return source

@@ -80,7 +80,7 @@ def flash_forward_torch(
             if causal:
                 s_ij = s_ij.masked_fill(~_tile_mask(rows, cols, q.device), float("-inf"))
             state = merge_states(state, block_state(s_ij, v_j[:, :, None]))  # V_j shared by the tile's rows
-        o[:, :, rows.start:rows.stop] = (state.acc / state.l[..., None]).to(q.dtype)  # (B, H, bm, D)
+        o[:, :, rows.start:rows.stop] = state.output().to(q.dtype)  # acc / l: (B, H, bm, D)
         lse[:, :, rows.start:rows.stop] = state.m + torch.log(state.l)  # (B, H, bm)
     return o, lse
 

@@ -43,6 +43,16 @@ class SoftmaxState:
     l: torch.Tensor  # Tensor[...]: Σ exp(s_j - m) over the scores seen
     acc: torch.Tensor | None = None  # Tensor[..., D]: Σ exp(s_j - m) v_j, or None for a plain softmax
 
+    def output(self) -> torch.Tensor:
+        """``acc / l``: the attention output over the scores seen, Tensor[..., D].
+
+        Raises:
+            TypeError: the state has no ``acc`` (a plain softmax state).
+        """
+        if self.acc is None:
+            raise TypeError("output() needs a state with acc (values); this one is a plain softmax state")
+        return self.acc / self.l[..., None]
+
 
 def _finite(m: torch.Tensor) -> torch.Tensor:
     # An empty state has m = -inf; exp(-inf - (-inf)) would be nan. Any finite stand-in works
@@ -122,7 +132,7 @@ def merge_states(a: SoftmaxState, b: SoftmaxState) -> SoftmaxState:
     alpha = torch.exp(a.m - _finite(m))  # <= 1: rescales a's sums from a.m to m
     beta = torch.exp(b.m - _finite(m))
     l = alpha * a.l + beta * b.l
-    acc = None if a.acc is None else alpha[..., None] * a.acc + beta[..., None] * b.acc
+    acc = None if a.acc is None or b.acc is None else alpha[..., None] * a.acc + beta[..., None] * b.acc
     return SoftmaxState(m, l, acc)
 
 

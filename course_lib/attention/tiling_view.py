@@ -141,7 +141,9 @@ def tiling_state(n: int = 24, block_m: int = 8, block_n: int = 6, step: int = 0,
     states = tuple(row_states(scores[row], block_n, len(visited)))
     done = steps[:step]  # the tiles processed so far
     seen = min(sum(st.i == row_block and st.kind != "skipped" for st in done), len(states))
-    partial = states[seen - 1].acc / states[seen - 1].l if seen else torch.zeros(n, dtype=exact.dtype)  # (n,)
+    last = states[seen - 1] if seen else None
+    partial = (last.acc / last.l if last is not None and last.acc is not None
+               else torch.zeros(n, dtype=exact.dtype))  # (n,)
     return TilingState(n, block_m, block_n, bool(causal), steps, step, row, states, seen, exact, partial)
 
 

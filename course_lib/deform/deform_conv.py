@@ -109,7 +109,8 @@ def _sampling_positions(offset: torch.Tensor, kernel_size: tuple[int, int], stri
     return base_y + off[:, :, :, 0], base_x + off[:, :, :, 1]  # (B, G, K, H_out, W_out) each
 
 
-def _check_arguments(input, offset, weight, bias, mask, stride, padding, dilation):
+def _check_arguments(input, offset, weight, bias, mask, stride, padding, dilation
+                     ) -> tuple[int, int, tuple[int, int], tuple[int, int], tuple[int, int]]:
     _checks.tensor("input", input, ndim=4, floating=True)
     _checks.tensor("offset", offset, ndim=4, floating=True)
     _checks.tensor("weight", weight, ndim=4, floating=True)
@@ -245,7 +246,8 @@ class DeformConv2d(nn.Module):
         self.offset_conv = nn.Conv2d(in_channels, (3 if modulated else 2) * offset_groups * k, self.kernel_size,
                                      self.stride, self.padding, self.dilation)
         nn.init.zeros_(self.offset_conv.weight)
-        nn.init.zeros_(self.offset_conv.bias)
+        if self.offset_conv.bias is not None:  # always: the conv is built with a bias
+            nn.init.zeros_(self.offset_conv.bias)
 
     def offsets_and_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The predicted ``offset`` (Tensor[B, 2·G·K, H_out, W_out]) and ``mask`` (or ``None``)."""

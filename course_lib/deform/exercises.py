@@ -183,13 +183,13 @@ def _deform_conv_reference(input: torch.Tensor, offset: torch.Tensor, weight: to
     h_out, w_out = offset.shape[2:]
     rows = torch.arange(h_out, dtype=input.dtype)[:, None] - padding  # (H_out, 1): the window's top row
     cols = torch.arange(w_out, dtype=input.dtype)[None, :] - padding  # (1, W_out): its left column
-    columns = []
+    taps = []
     for k in range(kh * kw):  # one tap at a time: where it reads, for every output position
         i, j = divmod(k, kw)
         y = rows + i + offset[:, 2 * k]  # (B, H_out, W_out): dy of tap k is channel 2k
         x = cols + j + offset[:, 2 * k + 1]  # dx is channel 2k + 1
-        columns.append(bilinear_sample(input, y, x))  # (B, C, H_out, W_out), zero outside the image
-    columns = torch.stack(columns, dim=2)  # (B, C, K, H_out, W_out): the im2col matrix
+        taps.append(bilinear_sample(input, y, x))  # (B, C, H_out, W_out), zero outside the image
+    columns = torch.stack(taps, dim=2)  # (B, C, K, H_out, W_out): the im2col matrix
     columns = columns.reshape(b, c * kh * kw, h_out * w_out)  # (B, C·K, L): explicit sizes, fine at B = 0
     out = weight.reshape(c_out, c * kh * kw) @ columns  # (B, C_out, L): one matmul
     return out.reshape(b, c_out, h_out, w_out)

@@ -217,12 +217,15 @@ def broadcast_state() -> dict[str, list[float]]:
         rank 0's values on every rank.
     """
     rank = dist.get_rank()
-    module = nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5)).to(worker_device())
+    linear, norm = nn.Linear(3, 5), nn.BatchNorm1d(5)
+    module = nn.Sequential(linear, norm).to(worker_device())
     with torch.no_grad():
-        module[0].weight.fill_(float(rank))
-        module[1].running_mean.fill_(10.0 + rank)
+        linear.weight.fill_(float(rank))
+        running_mean = norm.running_mean
+        assert running_mean is not None  # BatchNorm1d tracks running stats by default
+        running_mean.fill_(10.0 + rank)
     SimpleDDP(module)
-    return {"weight": module[0].weight.flatten().tolist(), "running_mean": module[1].running_mean.tolist()}
+    return {"weight": linear.weight.flatten().tolist(), "running_mean": running_mean.tolist()}
 
 
 @export("distributed.experiment.fail_on_rank")
@@ -256,12 +259,14 @@ def bad_input_errors() -> dict[str, str]:
         except ValueError as err:
             messages[algorithm] = str(err)
     device = worker_device()
-    model = SimpleDDP(nn.ModuleDict({"used": nn.Linear(3, 1), "unused": nn.Linear(3, 1)}).to(device))
+    used = nn.Linear(3, 1)
+    model = SimpleDDP(nn.ModuleDict({"used": used, "unused": nn.Linear(3, 1)}).to(device))
     try:
-        model.module["used"](torch.ones(2, 3, device=device)).sum().backward()
+        used(torch.ones(2, 3, device=device)).sum().backward()  # through the wrapped module's hooks
         messages["unused_parameter"] = ""
     except RuntimeError as err:
         messages["unused_parameter"] = str(err)
+    del model  # the wrapper, and the hooks it registered, lived through the backward
     return messages
 
 

@@ -226,12 +226,12 @@ class GPT(nn.Module):
             )
         mask = None
         if attn_mask is not None or start > 0:
-            new = attn_mask
-            if new is None:
+            if attn_mask is None:
                 new = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
             else:
                 _checks.tensor("attn_mask", attn_mask, dtypes=(torch.bool,))
                 _checks.shape("attn_mask", attn_mask, "T T", {"T": T})
+                new = attn_mask
             mask = torch.cat([torch.ones(T, start, dtype=torch.bool, device=idx.device), new], dim=1)  # (T, S)
         x = self.wte(idx) + self.wpe(positions)  # (B, T, C)
         for layer, block in enumerate(self.blocks):

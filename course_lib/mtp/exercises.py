@@ -12,6 +12,8 @@ Notebook: ``11_multi_token_prediction`` ("Exercises"). Tests: ``tests/test_mtp.p
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -88,7 +90,7 @@ def _module_input_solution(hidden: torch.Tensor, embedded: torch.Tensor, w_hidde
     return both @ proj.T  # (..., C)
 
 
-def _module_input_oracle(case: dict) -> torch.Tensor:
+def _module_input_oracle(case: Mapping[str, Any]) -> torch.Tensor:
     """torch's own RMSNorm and linear layer, as MTPModule uses them."""
     C = case["hidden"].shape[-1]
     norm_h, norm_e = torch.nn.RMSNorm(C).double(), torch.nn.RMSNorm(C).double()

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -125,9 +125,13 @@ class MultiTokenPredictor(nn.Module):
                              f"got {model.config}")
         return model
 
+    def module(self, k: int) -> MTPModule:
+        """The module of depth ``k`` (1-based, as in the paper's MTP module k)."""
+        return cast(MTPModule, self.layers[k - 1])
+
     def logits(self, model: GPT, k: int, hidden: torch.Tensor) -> torch.Tensor:
         """OutHead(h^k): Tensor[..., V] from Tensor[..., C], through module ``k``'s norm (k >= 1)."""
-        return model.lm_head(self.layers[k - 1].norm_out(hidden))
+        return model.lm_head(self.module(k).norm_out(hidden))
 
     def all_logits(self, model: GPT, idx: torch.Tensor) -> list[torch.Tensor]:
         """The main model's and every depth's logits over a whole sequence (training, checking).

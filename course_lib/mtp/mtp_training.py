@@ -57,8 +57,8 @@ def mtp_loss(model: GPT, mtp: MultiTokenPredictor, windows: torch.Tensor) -> tor
     head = model.lm_head.weight.detach()  # (V, C)
     T = hidden.shape[1]
     loss = hidden.new_zeros(())
-    for k, layer in enumerate(mtp.layers, start=1):
-        n = T - k
+    for k in range(1, mtp.depth + 1):
+        layer, n = mtp.module(k), T - k
         hidden = layer(hidden[:, :n], embedded[:, k - 1 :])  # (B, n, C): Emb(t_{i+k}) at position i
         logits = F.linear(layer.norm_out(hidden), head)  # (B, n, V), as mtp.logits without the gradient
         loss = loss + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, k + 1 :].reshape(-1))

@@ -44,7 +44,8 @@ class BitEditorWidget(ViewWidget):
         super().__init__(bit_editor_view, fmt=fmt_control, bits=bits_control)
         bits_control.observe(self._on_bits, names="value")
         self._build_buttons()
-        self.children = (self.children[0], self._buttons_box, *self.children[1:])
+        children = tuple(self.children)  # type: ignore[has-type]  # a traitlets trait mypy cannot see
+        self.children = (children[0], self._buttons_box, *children[1:])
 
     def _build_buttons(self) -> None:
         f = get_format(self._format)

@@ -27,6 +27,7 @@ Timings vary with the machine and its load; tokens per step do not. Notebook: ``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ from course_lib.lm.quality import continuation_nll, repetition_rate
 from course_lib.speculative.cost_model import StepBreakdown
 from course_lib.speculative.medusa_acceptance import TypicalConfig
 from course_lib.speculative.medusa_decode import (
+    MedusaResult,
     _step,
     accept_path,
     draft_candidates,
@@ -198,7 +200,7 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
         "heads": lambda: heads(tree_hidden[last]),
     }
     extra: dict[str, Callable[[], object]] = {}
-    decoded: dict[str, object] = {}
+    decoded: dict[str, MedusaResult] = {}
     if decode_prompt is not None:
         _checks.integer("max_new_tokens", max_new_tokens, minimum=1)
         extra = {"decode plain": lambda: generate(model, decode_prompt, max_new_tokens),
@@ -263,13 +265,12 @@ def compare_decoding(model: GPT, heads: MedusaHeads, prompts: Sequence[torch.Ten
             outputs[label] = [run(p) for p in prompts]
         return decode_all
 
-    fns = {"plain": method("plain", lambda p: generate(model, p, max_new_tokens))}
+    fns: dict[str, Callable[[], None]] = {"plain": method("plain", lambda p: generate(model, p, max_new_tokens))}
     for name in trees:
         for acceptance in acceptances:
-            fns[f"medusa/{name}/{acceptance}"] = method(
-                f"medusa/{name}/{acceptance}",
-                lambda p, name=name, acceptance=acceptance: medusa_generate(
-                    model, heads, p, max_new_tokens, tree=name, acceptance=acceptance, typical=typical))
+            run = functools.partial(medusa_generate, model, heads, max_new_tokens=max_new_tokens, tree=name,
+                                    acceptance=acceptance, typical=typical)
+            fns[f"medusa/{name}/{acceptance}"] = method(f"medusa/{name}/{acceptance}", run)
     timings = compare(fns, repeats=repeats, warmup=1, number=1)
     plain = outputs["plain"]
     T = [p.numel() for p in prompts]

@@ -235,7 +235,7 @@ def greedy_tree(rank_probs: torch.Tensor, num_nodes: int) -> MedusaTree:
     probs = _check_rank_probs(rank_probs)
     n = _checks.integer("num_nodes", num_nodes, minimum=1)
     K, k = probs.shape
-    frontier = {(i,): float(probs[0, i]) for i in range(k)} if K else {}
+    frontier: dict[tuple[int, ...], float] = {(i,): float(probs[0, i]) for i in range(k)} if K else {}
     paths: list[Path] = []
     while len(paths) < n - 1:
         if not frontier:
@@ -245,5 +245,5 @@ def greedy_tree(rank_probs: torch.Tensor, num_nodes: int) -> MedusaTree:
         paths.append(best)
         if len(best) < K:
             for i in range(k):
-                frontier[(*best, i)] = p_best * float(probs[len(best), i])
+                frontier[best + (i,)] = p_best * float(probs[len(best), i])
     return MedusaTree.from_paths(paths) if paths else MedusaTree((), 1)
