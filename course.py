@@ -9,6 +9,7 @@
     python3 course.py doctor      # what this machine can run
     python3 course.py readme      # refresh the README's generated tables
     python3 course.py freeze      # record the exact tested versions in constraints.txt
+    python3 course.py gpu-report  # on a CUDA machine: check and measure the GPU half (results/gpu/)
 
 The virtual environment lives in ``.venv`` (``COURSE_VENV`` chooses another folder). Set-up is
 skipped when nothing it installs from has changed since the last one.
@@ -76,6 +77,8 @@ def main(argv: list[str]) -> None:
     elif command == "test":
         workers = os.environ.get("COURSE_TEST_WORKERS", "2")
         run(PYTHON, "-m", "pytest", "-n", workers, "--dist", "loadfile", *args, env=env)
+    elif command == "gpu-report":
+        run(PYTHON, "-m", "course_lib.gpu_report", *args, env=env)
     elif command in ("notebooks", "doctor", "readme", "freeze"):
         run(PYTHON, "-m", "course_lib", command, *args, env=env)
     else:

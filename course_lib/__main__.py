@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
                                 check=True, capture_output=True, text=True).stdout
         header = ("# The exact versions the whole suite last passed with (python3 course.py freeze).\n"
-                  "# Install them with: pip install -e '.[test]' -c constraints.txt\n")
+                  "# Install them with: pip install -e '.[lab,test]' -c constraints.txt\n")
         (_notebooks.ROOT / "constraints.txt").write_text(header + frozen)
     return 0
 

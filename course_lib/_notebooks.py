@@ -143,6 +143,9 @@ def build(py_path: Path, timeout: int = 900) -> float:
     loaded = json.loads("".join(o.get("text", "") for o in probe.outputs if o.output_type == "stream"))
     library = sorted(str(Path(f).resolve().relative_to(ROOT)) for f in loaded
                      if Path(f).resolve().is_relative_to(ROOT))
+    from course_lib.widgets import settle_progress_outputs
+
+    settle_progress_outputs(nb)  # stored tqdm bars show their final state, not "0%| 0/150"
     nb.metadata["course"] = {HASH_KEY: source_hash(nb), LIBRARY_KEY: file_hashes(library),
                              "executed_seconds": round(elapsed, 1), "python": sys.version.split()[0]}
     nbformat.write(nb, py_path.with_suffix(".ipynb"))

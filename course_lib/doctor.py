@@ -86,5 +86,6 @@ def report() -> Report:
     versions = {"python": platform.python_version()}
     versions |= {p: _version(p) for p in ("torch", "torchvision", "triton", "ipywidgets", "jupyterlab")}
     fallbacks = [f"{notebook}: {f.section} (needs {f.needs}) → {f.otherwise}" for notebook, f in fallbacks_here()]
-    return Report(versions, runtime.device().type, runtime.gpu_info(), runtime.bf16_supported(),
-                  runtime.triton_mode(), fallbacks)
+    problem = runtime.triton_problem()
+    mode = runtime.triton_mode() if problem is None else f"{runtime.triton_mode()}, but unusable: {problem}"
+    return Report(versions, runtime.device().type, runtime.gpu_info(), runtime.bf16_supported(), mode, fallbacks)

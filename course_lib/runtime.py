@@ -10,7 +10,11 @@ from the machine, and every chapter takes them from here rather than deciding ag
   reads that variable when ``@triton.jit`` runs, i.e. when a kernel module is *imported*, so it
   must be set before any kernel module is imported. ``course_lib/__init__.py`` calls
   :func:`configure_triton` first thing, so importing anything from ``course_lib`` is enough.
-  A value the user set themselves is respected.
+  A value the user set themselves is respected. One order defeats this: ``import torchvision``
+  imports ``triton.language`` (its ``@jit`` helpers such as ``tl.max`` are then compiled-mode
+  functions), so importing torchvision *before* ``course_lib`` on a CPU leaves the interpreter
+  unable to run any kernel. :func:`triton_problem` says so, and the Triton paths raise that
+  message instead of Triton's "Cannot call @triton.jit'd outside of the scope of a kernel".
 
 Notebook: ``00_start_here`` (the doctor's report). Tests: ``tests/test_runtime.py``.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -39,8 +44,22 @@ def configure_triton() -> None:
 
     Idempotent; must run before any module with ``@triton.jit`` kernels is imported.
     """
+    global _TRITON_IMPORTED_TOO_EARLY
     if "TRITON_INTERPRET" not in os.environ and not _cuda_wanted():
         os.environ["TRITON_INTERPRET"] = "1"
+        _TRITON_IMPORTED_TOO_EARLY = "triton.language" in sys.modules
+
+
+_TRITON_IMPORTED_TOO_EARLY = False  # set by configure_triton: triton.language came before the interpreter
+
+
+def triton_problem() -> str | None:
+    """Why Triton kernels cannot run in this process although triton is installed, or ``None``."""
+    if _TRITON_IMPORTED_TOO_EARLY:
+        return ("triton was imported (torchvision imports it) before course_lib switched on Triton's "
+                "interpreter, so no kernel can run in this process: restart the kernel and import "
+                "course_lib before torchvision, or use impl=\"torch\"")
+    return None
 
 
 @cache

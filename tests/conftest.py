@@ -2,6 +2,10 @@
 
 import os
 
+# Before anything imports torchvision (which imports triton): course_lib must switch on Triton's
+# interpreter first, or no kernel can run in the test process (course_lib.runtime.triton_problem).
+import course_lib  # noqa: F401  # isort: skip
+
 import matplotlib
 import torch
 

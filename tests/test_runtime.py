@@ -150,3 +150,20 @@ def test_without_triton_the_notebook_runs(without_triton, notebook):
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", f"notebooks/{notebook}.ipynb"],
                          env=without_triton, cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+def test_torchvision_imported_first_gives_a_clear_error_not_tritons():
+    code = ("import torchvision.ops, torch, course_lib\n"
+            "from course_lib import runtime\n"
+            "from course_lib.attention import flash_attention\n"
+            "q = torch.randn(1, 1, 5, 16)\n"
+            "try:\n"
+            "    flash_attention(q, q, q, impl='triton')\n"
+            "except RuntimeError as err:\n"
+            "    print('refused:', err)\n"
+            "print(torch.allclose(flash_attention(q, q, q, impl='torch'), torch.softmax(q @ q.mT / 4, -1) @ q, atol=1e-6))")
+    clean = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "COURSE_DEVICE")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, "COURSE_DEVICE": "cpu"}, check=True,
+                         capture_output=True, text=True).stdout
+    assert "refused: triton was imported (torchvision imports it) before course_lib" in out
+    assert out.strip().endswith("True")

@@ -16,7 +16,7 @@ import torch
 from course_lib import _checks
 from course_lib._export import export
 from course_lib.attention.flash_torch import flash_attention_torch
-from course_lib.runtime import triton_available
+from course_lib.runtime import triton_available, triton_problem
 
 IMPLS = ("triton", "torch")
 
@@ -27,6 +27,9 @@ def _triton_kernels():
         raise RuntimeError(
             'impl="triton" needs the triton package, which is not installed here (Triton ships '
             'with torch on Linux x86-64 only); use impl="torch", the same algorithm in PyTorch')
+    problem = triton_problem()
+    if problem is not None:
+        raise RuntimeError(problem)
     from course_lib.attention import flash_triton
 
     return flash_triton
