@@ -91,6 +91,19 @@ def train_heads(model: GPT, heads: MedusaHeads, steps: int = 600, batch_size: in
     return train_addon(model, heads, lambda batch: medusa_loss(model, heads, batch), config)
 
 
+def _predict(model: GPT, heads: MedusaHeads, windows: torch.Tensor, k: int
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check ``windows`` and ``k``; return ``(windows, base logits (N, T, V), head logits (K, N, T, V))``."""
+    _checks.tensor("windows", windows, ndim=2)
+    _checks.integer("k", k, minimum=1, maximum=heads.vocab_size)
+    if windows.shape[1] < heads.num_heads + 2:
+        raise ValueError(f"windows must have at least num_heads + 2 = {heads.num_heads + 2} tokens; "
+                         f"got shape {tuple(windows.shape)}")
+    windows = windows.long()
+    logits, hidden = model(windows[:, :-1])  # (N, T, V), (N, T, C)
+    return windows, logits, heads(hidden)
+
+
 @export("speculative.head_accuracy")
 @torch.no_grad()
 def head_accuracy(model: GPT, heads: MedusaHeads, windows: torch.Tensor, k: int = 5) -> HeadAccuracy:
@@ -99,16 +112,9 @@ def head_accuracy(model: GPT, heads: MedusaHeads, windows: torch.Tensor, k: int 
     Raises:
         ValueError: ``k`` outside [1, vocab_size], windows shorter than ``num_heads + 2``.
     """
-    _checks.tensor("windows", windows, ndim=2)
-    _checks.integer("k", k, minimum=1, maximum=heads.vocab_size)
-    if windows.shape[1] < heads.num_heads + 2:
-        raise ValueError(f"windows must have at least num_heads + 2 = {heads.num_heads + 2} tokens; "
-                         f"got shape {tuple(windows.shape)}")
-    windows = windows.long()
-    logits, hidden = model(windows[:, :-1])  # (N, T, V), (N, T, C)
+    windows, logits, head_logits = _predict(model, heads, windows, k)
     base_top1 = (logits.argmax(-1) == windows[:, 1:]).float().mean().item()
-    head_logits = heads(hidden)  # (K, N, T, V)
-    T = hidden.shape[1]
+    T = logits.shape[1]
     top1, topk = [], []
     for i in range(heads.num_heads):
         n = T - 1 - i
@@ -133,16 +139,9 @@ def rank_agreement(model: GPT, heads: MedusaHeads, windows: torch.Tensor, k: int
         Tensor[K, k] float64: ``[d, i]`` the fraction of positions where head d's i-th most
         likely token equals that argmax.
     """
-    _checks.tensor("windows", windows, ndim=2)
-    _checks.integer("k", k, minimum=1, maximum=heads.vocab_size)
-    if windows.shape[1] < heads.num_heads + 2:
-        raise ValueError(f"windows must have at least num_heads + 2 = {heads.num_heads + 2} tokens; "
-                         f"got shape {tuple(windows.shape)}")
-    windows = windows.long()
-    logits, hidden = model(windows[:, :-1])  # (N, T, V), (N, T, C)
+    windows, logits, head_logits = _predict(model, heads, windows, k)
     greedy = logits.argmax(-1)  # (N, T): position t's greedy next token x_{t+1}
-    head_logits = heads(hidden)  # (K, N, T, V)
-    T = hidden.shape[1]
+    T = logits.shape[1]
     out = torch.zeros(heads.num_heads, k, dtype=torch.float64)
     for d in range(heads.num_heads):
         n = T - 1 - d
