@@ -355,3 +355,12 @@ def test_addon_config_is_checked():
         AddonConfig(lr=0.0)
     with pytest.raises(TypeError, match="batch_size must be an int"):
         AddonConfig(batch_size=2.5)
+
+
+def test_forward_on_empty_inputs_is_empty_as_torch_modules_are():
+    """T = 0 new tokens and a batch of 0 give empty logits (nn.TransformerEncoder does the same)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=32))
+    logits, hidden = model(torch.zeros(2, 0, dtype=torch.long))
+    assert logits.shape == (2, 0, 256) and hidden.shape == (2, 0, 16)
+    assert model(torch.zeros(0, 5, dtype=torch.long))[0].shape == (0, 5, 256)

@@ -218,10 +218,10 @@ class GPT(nn.Module):
         else:
             _checks.tensor("positions", positions, dtypes=(torch.long, torch.int))
             _checks.shape("positions", positions, "T", {"T": T})
-        if T == 0 or int(positions.min()) < 0 or int(positions.max()) >= self.config.block_size:
+        if T and (int(positions.min()) < 0 or int(positions.max()) >= self.config.block_size):
             raise ValueError(
                 f"positions must lie in [0, block_size={self.config.block_size}); got T={T} new tokens "
-                f"at positions {int(positions.min()) if T else None}..{int(positions.max()) if T else None} "
+                f"at positions {int(positions.min())}..{int(positions.max())} "
                 "(prompt + generated tokens must fit)"
             )
         mask = None
