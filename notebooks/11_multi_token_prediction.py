@@ -123,8 +123,8 @@ plt.show()
 # ## 2 · Training the modules
 #
 # DeepSeek-V3 trains the modules *jointly* with the main model and adds their loss, averaged over
-# depths and weighted by $\lambda$, to the main loss. Here the main model (chapter 10's, trained
-# for 31 minutes) stays frozen — shared embedding and head included — and only the modules learn
+# depths and weighted by $\lambda$, to the main loss. Here the main model (chapter 10's) stays
+# frozen — shared embedding and head included — and only the modules learn
 # (`course_lib.mtp.train_mtp`, loss `mtp_loss`): cheaper, and the main model the drafts are
 # checked against does not change. The committed modules were trained with the command below;
 # first, a fresh depth-1 module for a few steps, to watch the loss fall.

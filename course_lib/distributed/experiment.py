@@ -232,7 +232,8 @@ def broadcast_state() -> dict[str, list[float]]:
 def fail_on_rank(rank_to_fail: int, how: str = "raise") -> list[float]:
     """All ranks all-reduce, except ``rank_to_fail``, which raises, exits or hangs (``how``)."""
     rank = dist.get_rank()
-    print(f"rank {rank}: about to all-reduce")
+    print(f"rank {rank}: about to all-reduce", flush=True)
+    dist.barrier()  # every rank has printed before one fails, so the test can read every rank's output
     if rank == rank_to_fail:
         if how == "raise":
             raise ValueError(f"rank {rank} failed on purpose, before the all-reduce")
