@@ -313,9 +313,8 @@ show_source(speculative.greedy_acceptance, speculative.typical_acceptance)
 # Every kept token is the base model's argmax given exactly the tokens before it, so greedy
 # Medusa can only write what plain greedy decoding writes. (In exact arithmetic. In floating
 # point the tree pass adds the same terms in another order than the one-token passes, so two
-# logits closer than the rounding error could swap; over this chapter's 16 held-out prompts the
-# closest gap between the top two logits is about $7 \cdot 10^{-4}$, far above float32 rounding,
-# and `tests/test_speculative.py` repeats the check in float64.) Over held-out prompts, several
+# logits closer than the rounding error could swap: the cell below would catch it, and
+# `tests/test_speculative.py` repeats the check in float64.) Over held-out prompts, several
 # lengths and two trees:
 
 # %%
