@@ -7,7 +7,8 @@ every rank and returns plain data (lists, dicts, floats) that the notebook plots
 * :func:`hello` — who am I, and a first all-reduce.
 * :func:`compare_all_reduces` — ring and naive against ``dist.all_reduce`` on many sizes, with
   the bytes each rank sent (the reference check and the byte accounting).
-* :func:`time_all_reduces` — seconds per call of the three algorithms across message sizes.
+* :func:`time_all_reduces` — the three algorithms across message sizes and process counts, timed
+  with :func:`course_lib.timing.compare` (the timings :func:`~course_lib.distributed.fit_alpha_beta` fits).
 * :func:`compare_ddp` — :class:`~course_lib.distributed.SimpleDDP` against PyTorch's DDP and
   single-process full-batch training.
 * :func:`broadcast_state` — SimpleDDP's start: rank 0's parameters and buffers everywhere.
@@ -16,6 +17,10 @@ every rank and returns plain data (lists, dicts, floats) that the notebook plots
 * :func:`accumulation` — ``no_sync`` gradient accumulation: SimpleDDP against DDP, bytes sent.
 * :func:`check_ring_step` — a learner's ring step, given as source code, plugged into
   :func:`~course_lib.distributed.ring_all_reduce` and compared with ``dist.all_reduce``.
+* :func:`unused_parameters` — a forward that skips a parameter on some steps: DDP's error, and
+  ``find_unused_parameters=True`` (SimpleDDP and DDP) against one process.
+* :func:`sampler_shards` — ``DistributedSampler``'s shards per epoch, with and without ``set_epoch``.
+* :func:`checkpoint_on_rank0` — save on rank 0, barrier, load everywhere with ``map_location``.
 * :func:`fail_on_rank`, :func:`bad_input_errors` — faults and bad input, on purpose.
 
 All are exported as ``course_lib.distributed.experiment.<name>`` (not re-exported by the package).
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -42,6 +48,7 @@ from course_lib.distributed.launcher import worker_device
 from course_lib.distributed.naive import naive_all_reduce
 from course_lib.distributed.ring import ring_all_reduce
 from course_lib.distributed.traffic import SUPPORTED_DTYPES
+from course_lib.timing import Timing, compare
 
 ALGORITHMS = ("ring", "naive", "torch")  # torch: dist.all_reduce(SUM), the production reference
 
@@ -121,31 +128,69 @@ def compare_all_reduces(sizes: Sequence[int], dtypes: Sequence[str] = ("float32"
     return rows
 
 
-@export("distributed.experiment.time_all_reduces")
-def time_all_reduces(sizes_bytes: Sequence[int], repeats: int = 3,
-                     algorithms: Sequence[str] = ALGORITHMS) -> dict[str, list[float]]:
-    """Median seconds per all-reduce of float32 tensors of each size, slowest rank's clock.
+def _agreed_number(fns: dict[str, Any], min_sample_s: float, group: dist.ProcessGroup | None) -> int:
+    """Calls per sample, the same on every rank: one call of each alternative, the slowest rank's clock.
 
-    Every call starts after a barrier; the time of a call is the maximum over ranks (an
-    all-reduce is done when the last rank has its result). ``validate=False``: the shape check
-    would add a small collective to our algorithms only.
+    ``compare`` would calibrate ``number`` on each rank's own clock; ranks that chose different
+    counts would issue different numbers of collectives and hang. One all-reduce (MAX) of a
+    single call's time makes every rank choose the same count.
     """
-    times: dict[str, list[float]] = {a: [] for a in algorithms}
-    for nbytes in sizes_bytes:
-        x = torch.ones(max(1, nbytes // 4), device=worker_device())
-        for algorithm in algorithms:
-            samples = []
-            for _ in range(repeats + 1):  # +1: the first call warms up connections and buffers
-                dist.barrier()
-                start = time.perf_counter()
-                _run(algorithm, x, validate=False)
-                if x.is_cuda:
-                    torch.cuda.synchronize()  # NCCL calls return before the GPU has finished
-                elapsed = torch.tensor([time.perf_counter() - start], dtype=torch.float64, device=x.device)
-                dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
-                samples.append(elapsed.item())
-            times[algorithm].append(sorted(samples[1:])[len(samples[1:]) // 2])
-    return times
+    slowest = 0.0
+    for fn in fns.values():
+        dist.barrier(group=group)
+        start = time.perf_counter()
+        fn()
+        slowest = max(slowest, time.perf_counter() - start)
+    elapsed = torch.tensor([slowest], dtype=torch.float64)
+    dist.all_reduce(elapsed, op=dist.ReduceOp.MAX, group=group)
+    return max(1, min(64, math.ceil(min_sample_s / max(elapsed.item(), 1e-9))))
+
+
+@export("distributed.experiment.time_all_reduces")
+def time_all_reduces(sizes_bytes: Sequence[int], repeats: int = 5, algorithms: Sequence[str] = ALGORITHMS,
+                     group_sizes: Sequence[int] | None = None,
+                     min_sample_s: float = 0.005) -> dict[int, dict[str, list[Timing]]]:
+    """Time the all-reduces of float32 tensors of each size with :func:`course_lib.timing.compare`.
+
+    For each group size ``k`` (ranks ``0..k-1``; default: the whole world, so one launch times
+    several process counts) and each size, ``compare`` runs the algorithms with the course's
+    discipline — warm-up, interleaved alternatives, ``repeats`` samples, median and IQR — with
+    two settings that make it work across processes:
+
+    * ``sync=barrier``: every sample starts when all ranks are ready and ends when the slowest
+      rank has its result (the time of a collective); the closing barrier is part of the sample,
+      shared by its ``number`` calls;
+    * ``number`` fixed by :func:`_agreed_number`, the same on every rank (see there).
+
+    ``validate=False``: the shape check would add a small collective to our algorithms only.
+
+    Returns:
+        ``{k: {algorithm: [Timing per size]}}`` on the ranks of each group (every rank measures
+        the same samples, up to its own clock).
+    """
+    world = dist.get_world_size()
+    ks = list(group_sizes) if group_sizes else [world]
+    groups: dict[int, dist.ProcessGroup | None] = {  # new_group is collective: every rank, same order
+        k: (None if k == world else cast(dist.ProcessGroup, dist.new_group(list(range(k))))) for k in ks}
+    out: dict[int, dict[str, list[Timing]]] = {}
+    for k in ks:
+        if dist.get_rank() >= k:
+            continue
+        group = groups[k]
+        out[k] = {a: [] for a in algorithms}
+
+        def sync(group: dist.ProcessGroup | None = group) -> None:
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.synchronize()  # NCCL calls return before the GPU has finished
+            dist.barrier(group=group)
+
+        for nbytes in sizes_bytes:
+            x = torch.ones(max(1, nbytes // 4), device=worker_device())
+            fns = {a: (lambda a=a, x=x, g=group: _run(a, x, g, validate=False)) for a in algorithms}
+            number = _agreed_number(fns, min_sample_s, group)
+            for name, timing in compare(fns, repeats=repeats, warmup=1, number=number, sync=sync).items():
+                out[k][name].append(timing)
+    return out
 
 
 def _mlp(seed: int, width: int = 13) -> nn.Module:
@@ -331,8 +376,6 @@ def check_ring_step(source: str, name: str, sizes: Sequence[int] = (1, 7, 97), s
         One row per size: ``numel``, ``rank``, ``max_error`` (against ``dist.all_reduce`` on the
         same float64 data; ``inf`` when the result has the wrong shape or NaNs).
     """
-    import math
-
     namespace: dict[str, Any] = {"torch": torch, "math": math}
     exec(compile(source, f"<{name}>", "exec"), namespace)  # the learner's own code, on their machine
     step_fn = namespace[name]
@@ -383,3 +426,177 @@ def accumulation(micro_batches: int = 4, per_rank_batch: int = 3, seed: int = 0)
             "synced_vs_no_sync": max_diff(grads["simple"], grads["simple_every_step"]),
             "bytes_no_sync": sent["simple"], "bytes_every_step": sent["simple_every_step"],
             "gradient_bytes": sum(p.numel() * p.element_size() for p in _mlp(seed).parameters())}
+
+
+class _SometimesSkips(nn.Module):
+    """``head(tanh(body(x)))``, plus ``extra(x)`` when the forward is told to use it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.head, self.extra = nn.Linear(5, 8), nn.Linear(8, 2), nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor, use_extra: bool) -> torch.Tensor:
+        y = self.head(torch.tanh(self.body(x)))  # (b, 2)
+        return y + self.extra(x) if use_extra else y
+
+
+def _grads(model: nn.Module) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+
+
+def _grad_diff(a: list[torch.Tensor | None], b: list[torch.Tensor | None]) -> float:
+    """Max |difference|; ``inf`` when one has a gradient where the other has ``None``."""
+    if any((x is None) != (y is None) for x, y in zip(a, b)):
+        return math.inf
+    return max([(x - y).abs().max().item() for x, y in zip(a, b) if x is not None and y is not None] or [0.0])
+
+
+@export("distributed.experiment.unused_parameters")
+def unused_parameters(per_rank_batch: int = 3, seed: int = 0) -> dict[str, Any]:
+    """A model whose forward skips the parameters of ``extra`` on some steps, wrapped three ways.
+
+    Steps (``use_extra`` per rank): 0 — every rank uses it; 1 — no rank does; 2 — rank 0 only.
+
+    * ``torch DDP`` (default ``find_unused_parameters=False``): step 1's backward returns
+      quietly, with gradients that were never all-reduced; step 2's forward raises. Returned:
+      ``torch_error`` (``type: first sentence``), ``torch_error_message``, ``torch_error_at``,
+      ``torch_step1_grads_synchronised`` (whether the ranks' gradients agreed after step 1);
+    * SimpleDDP (default): ``simple_error``, ``simple_error_at`` — step 1's backward raises;
+    * with ``find_unused_parameters=True``, SimpleDDP and DDP against one process that computes
+      the mean of the ranks' losses: ``simple_vs_single``, ``torch_vs_single`` (max |gradient
+      difference| over the three steps; ``inf`` if a gradient is ``None`` in one and not the
+      other) and ``extra_grad_is_none_after_step1`` (no rank used it: ``.grad`` stays ``None``).
+    """
+    rank, world, device = dist.get_rank(), dist.get_world_size(), worker_device()
+    schedule = [[True] * world, [False] * world, [r == 0 for r in range(world)]]  # use_extra[step][rank]
+    gen = torch.Generator().manual_seed(seed)
+    data = [(torch.randn(world, per_rank_batch, 5, generator=gen), torch.randn(world, per_rank_batch, 2, generator=gen))
+            for _ in schedule]  # per step: (N, b, 5), (N, b, 2), the same on every rank
+
+    def fresh() -> nn.Module:
+        torch.manual_seed(seed)
+        return _SometimesSkips().to(device)
+
+    def step(model: nn.Module, k: int) -> None:
+        x, y = data[k]
+        model.zero_grad(set_to_none=True)
+        nn.functional.mse_loss(model(x[rank].to(device), schedule[k][rank]), y[rank].to(device)).backward()
+
+    out: dict[str, Any] = {}
+    ddp = nn.parallel.DistributedDataParallel(fresh())
+    for k in range(3):
+        try:
+            step(ddp, k)
+        except RuntimeError as err:
+            message = str(err)
+            out["torch_error"] = f"{type(err).__name__}: {message.split(' This error')[0]}"
+            out["torch_error_message"], out["torch_error_at"] = message, f"forward of step {k}"
+            break
+        if k == 1:
+            flat = torch.cat([p.grad.flatten() for p in ddp.module.parameters() if p.grad is not None])
+            gathered = [torch.empty_like(flat) for _ in range(world)]
+            dist.all_gather(gathered, flat)
+            out["torch_step1_grads_synchronised"] = all(torch.equal(g, gathered[0]) for g in gathered)
+    del ddp
+    simple = SimpleDDP(fresh())
+    for k in range(2):
+        try:
+            step(simple, k)
+        except RuntimeError as err:
+            out["simple_error"], out["simple_error_at"] = f"{type(err).__name__}: {err}", f"backward of step {k}"
+    del simple
+    single = fresh()
+    models = {"simple": SimpleDDP(fresh(), find_unused_parameters=True),
+              "torch": nn.parallel.DistributedDataParallel(fresh(), find_unused_parameters=True)}
+    diffs = {name: 0.0 for name in models}
+    for k in range(3):
+        x, y = data[k]
+        single.zero_grad(set_to_none=True)
+        losses = [nn.functional.mse_loss(single(x[r].to(device), schedule[k][r]), y[r].to(device))
+                  for r in range(world)]
+        torch.stack(losses).mean().backward()  # the mean of the ranks' mean losses: DDP's average
+        for name, model in models.items():
+            step(model, k)
+            diffs[name] = max(diffs[name], _grad_diff(_grads(model), _grads(single)))
+        if k == 1:
+            out["extra_grad_is_none_after_step1"] = all(
+                cast(_SometimesSkips, m.module).extra.weight.grad is None for m in [*models.values()]
+            ) and cast(_SometimesSkips, single).extra.weight.grad is None
+    out["simple_vs_single"], out["torch_vs_single"] = diffs["simple"], diffs["torch"]
+    return out
+
+
+@export("distributed.experiment.sampler_shards")
+def sampler_shards(dataset_size: int, world_size: int, epochs: int = 2, set_epoch: bool = True,
+                   seed: int = 0) -> list[list[list[int]]]:
+    """The indices ``DistributedSampler(shuffle=True)`` gives each rank, per epoch (one process).
+
+    ``DistributedSampler`` takes ``num_replicas`` and ``rank`` as arguments, so every rank's
+    sampler can be built here without a process group.
+
+    Returns:
+        ``shards[epoch][rank]``: the indices rank ``rank`` visits in that epoch, in order.
+    """
+    from torch.utils.data import DistributedSampler
+
+    dataset = range(dataset_size)
+    samplers: list[DistributedSampler[int]] = [
+        DistributedSampler(dataset, num_replicas=world_size, rank=r, shuffle=True, seed=seed)  # type: ignore[arg-type]
+        for r in range(world_size)]
+    shards = []
+    for epoch in range(epochs):
+        if set_epoch:
+            for sampler in samplers:
+                sampler.set_epoch(epoch)  # the shuffle's seed is seed + epoch
+        shards.append([list(sampler) for sampler in samplers])
+    return shards
+
+
+@export("distributed.experiment.checkpoint_on_rank0")
+def checkpoint_on_rank0(directory: str, steps: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Train a DDP model a few steps, save on rank 0 only, barrier, load on every rank.
+
+    Every rank then builds a *fresh* model (different random weights per rank) and loads the
+    file with ``map_location`` set to its own device, so a checkpoint written from ``cuda:0``
+    does not land on GPU 0 in every process.
+
+    Returns:
+        ``wrote``: whether this rank wrote; ``files``: the directory's content after the barrier;
+        ``differed_before_load``: whether the fresh replicas differed across ranks;
+        ``max_diff_across_ranks``: max |parameter difference| from rank 0 after loading (0.0:
+        identical); ``max_diff_vs_trained``: from the model that was saved; ``step``: the saved step.
+    """
+    rank, world, device = dist.get_rank(), dist.get_world_size(), worker_device()
+    model = nn.parallel.DistributedDataParallel(_mlp(seed).to(device))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(seed * 7919 + rank)  # each rank its own data
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(torch.randn(4, 7, generator=gen).to(device)),
+                               torch.randn(4, 3, generator=gen).to(device)).backward()
+        optimizer.step()
+    path = os.path.join(directory, "checkpoint.pt")
+    if rank == 0:  # the replicas are identical: one writer, one file
+        state = {"model": model.module.state_dict(), "optimizer": optimizer.state_dict(), "step": steps}
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)  # atomic: a reader never sees half a file
+    dist.barrier()  # nobody reads before rank 0 has finished writing
+    files = sorted(os.listdir(directory))
+    fresh = _mlp(seed + 1 + rank).to(device)
+
+    def flat(m: nn.Module) -> torch.Tensor:
+        return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+    def max_from_rank0(vector: torch.Tensor) -> float:
+        gathered = [torch.empty_like(vector) for _ in range(world)]
+        dist.all_gather(gathered, vector)
+        return max((g - gathered[0]).abs().max().item() for g in gathered)
+
+    differed = max_from_rank0(flat(fresh)) > 0
+    state = torch.load(path, map_location=device, weights_only=True)
+    fresh.load_state_dict(state["model"])
+    fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
+    fresh_optimizer.load_state_dict(state["optimizer"])
+    return {"wrote": rank == 0, "files": files, "differed_before_load": differed,
+            "max_diff_across_ranks": max_from_rank0(flat(fresh)),
+            "max_diff_vs_trained": (flat(fresh) - flat(model.module)).abs().max().item(), "step": state["step"]}
