@@ -11,12 +11,14 @@ out and builds mixed-precision training on it:
   ``float8_e4m3fn`` saturates to ±448 (the course's convention; torch 2.11 gives NaN, 2.14
   saturates: :func:`torch_cast_overflow` says which the installed torch does).
 * :mod:`~course_lib.numerics.fp8_scaling` — FP8 with per-tensor or block scales
-  (:func:`fp8_quantize`, :func:`fp8_dequantize`).
+  (:func:`fp8_quantize`, :func:`fp8_dequantize`), and Transformer Engine's delayed scaling from
+  an amax history (:class:`DelayedScaling`, :class:`DelayedScaler`, :func:`delayed_scale_update`).
 * :mod:`~course_lib.numerics.loss_scaling` — :class:`DynamicLossScaler`, GradScaler's rule.
 * :mod:`~course_lib.numerics.mixed_precision` — FP32 :class:`MasterWeights` for an FP16 model;
   :func:`autocast` with bf16 on the CPU and fp16 on CUDA.
 * :mod:`~course_lib.numerics.experiment` — one classifier trained in four precisions; gradient
-  underflow measured (reached as ``course_lib.numerics.experiment.<name>``, not re-exported).
+  and activation-gradient underflow measured; delayed vs just-in-time FP8 scaling traced
+  (reached as ``course_lib.numerics.experiment.<name>``, not re-exported).
 * :mod:`~course_lib.numerics.formats_view` — pure states and views: the bit editor, a value in
   every format, the number line; :mod:`~course_lib.numerics.bit_editor` — the bit editor widget.
 * :mod:`~course_lib.numerics.exercises` — four auto-checked exercises.
@@ -30,7 +32,8 @@ not for tensors); one device for the scaler.
 
 Notebook: ``03_floating_point``. Tests: ``tests/test_numerics.py`` (formats, codec),
 ``tests/test_numerics_training.py`` (scaler, mixed precision, experiment),
-``tests/test_numerics_view.py`` (views, widgets, exercises).
+``tests/test_numerics_view.py`` (views, widgets, exercises), ``tests/test_numerics_underflow.py``
+(activation gradients), ``tests/test_numerics_delayed.py`` (delayed FP8 scaling).
 """
 
 from course_lib._lazy import lazy_exports
@@ -56,7 +59,13 @@ from course_lib.numerics.formats_view import (
     value_view,
     value_widget,
 )
-from course_lib.numerics.fp8_scaling import fp8_dequantize, fp8_quantize
+from course_lib.numerics.fp8_scaling import (
+    DelayedScaler,
+    DelayedScaling,
+    delayed_scale_update,
+    fp8_dequantize,
+    fp8_quantize,
+)
 from course_lib.numerics.loss_scaling import DynamicLossScaler, update_scale
 from course_lib.numerics.mixed_precision import MasterWeights, autocast, autocast_dtype
 
@@ -66,6 +75,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {"bit_editor": ("BitEditorWidget",
 __all__ = [
     "FORMATS",
     "BitEditorWidget",
+    "DelayedScaler",
+    "DelayedScaling",
     "DynamicLossScaler",
     "FloatFormat",
     "FormatConstants",
@@ -79,6 +90,7 @@ __all__ = [
     "classify",
     "constants",
     "decode",
+    "delayed_scale_update",
     "encode",
     "fields",
     "fp8_dequantize",
