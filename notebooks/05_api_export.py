@@ -32,10 +32,16 @@
 # 2. bind shared arguments with `functools.partial`, as `tf_export` binds `api_name`;
 # 3. build a registering decorator that returns the object itself, refuses duplicate names and
 #    keeps names per object (subclasses included), and measure what a wrapper would cost instead;
-# 4. turn a flat registry into a namespace tree, with TensorFlow's v1/v2 names.
+# 4. turn a flat registry into a namespace tree, with TensorFlow's v1/v2 names, and predict —
+#    in the export editor widget — which names collide;
+# 5. see through stacked decorators (`__wrapped__`), as `tf_export` does to find where names live;
+# 6. pick a symbol's canonical name the way TensorFlow does, look a symbol up by name, and make
+#    a deprecated name warn once, only when it is used;
+# 7. generate the `__init__.py` files of a public package from the registry, as TensorFlow's
+#    build does, and check that every name in it resolves to its object.
 #
 # **Prerequisites:** Python functions, classes and closures; no deep learning needed.
-# **Time:** about 45 minutes.
+# **Time:** about 70 minutes.
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
@@ -287,7 +293,8 @@ except TypeError:
     isinstance_works = False
 print("isinstance against the wrapped class works:", isinstance_works)
 assert triple is not original and not original_pickles and not isinstance_works and type(instance) is Layer
-#
+
+# %% [markdown]
 # ## From registry to namespace
 #
 # The registry is flat: `{"math.add": add, "keras.layers.Dense": Dense}`. Users want attribute
@@ -353,6 +360,241 @@ assert {chapter.module.removeprefix("course_lib.") for chapter in CHAPTERS
         if importlib.util.find_spec(chapter.module) is not None} <= set(by_module)  # every chapter exports
 course = namespace("course_lib")
 assert course.api.export is export and course.api.namespace is namespace
+
+# %% [markdown]
+# ## Widget: edit an export
+#
+# The toy API `toyflow` below already holds `add`, `matmul`, `relu` and `Dense`. Type the names
+# of one more symbol, `my_op` — the arguments of `@tf_export(...)` — into the first field, and
+# its v1 names into the second (they are used when the box "v1 = names" is unticked; an empty
+# field then means `v1=[]`). The picture shows the `toyflow.*` and `toyflow.compat.v1.*` trees
+# the registry would build, `my_op`'s names in blue, collisions in red, and below them the
+# attributes `api_export` writes on `my_op` (TensorFlow's are `_tf_api_names` and
+# `_tf_api_names_v1`). Try `math.add`, then `math`, then `nn.relu.fast`, then `2fast`.
+# (`course_lib.api.export_widget`; its pure state is `export_state`, checked against really
+# applying `api_export` in `tests/test_api_export_view.py`.)
+
+# %%
+from course_lib.api import export_state, export_widget
+
+export_widget()
+
+# %% tags=["nbval-check-output"]
+collision = export_state("math.add, ops.add_one", "ops.add_one, matmul", v1_default=False)
+print(collision.caption)
+assert [c.name for c in collision.collisions] == ["math.add", "matmul"] and collision.attributes == ()
+invalid = export_state("ops.2fast")
+print(invalid.caption)
+assert invalid.error is not None and not invalid.accepted
+
+# %% [markdown]
+# ## Stacked decorators: `__wrapped__`, and where the names live
+#
+# Real exported functions rarely carry one decorator. `functools.wraps(f)` sets
+# `wrapper.__wrapped__ = f` and *updates* `wrapper.__dict__` with `f.__dict__`; stack a few and the
+# public name holds the outermost wrapper, the written function several `__wrapped__` hops away.
+# `course_lib.api.unwrap` follows the chain, like `inspect.unwrap`, and returns every hop:
+
+# %% tags=["nbval-check-output"]
+from course_lib.api import declared_names, unwrap
+
+clear("toyflow")
+
+
+def twice(x):
+    return 2 * x
+
+
+retried = logged(twice)  # two wraps-based decorators, as `@logged` twice would apply them
+traced = logged(retried)
+wrappers, target = unwrap(traced)
+print("hops:", len(wrappers), "| target is twice:", target is twice, "| traced.__wrapped__ is retried:",
+      traced.__wrapped__ is retried)
+assert wrappers == (traced, retried) and target is twice
+
+# %% [markdown]
+# Where should an export decorator store its names when other decorators are stacked with it?
+# TensorFlow's answer (`tensorflow/python/util/tf_export.py`, `api_export.__call__`):
+# `_, undecorated_func = tf_decorator.unwrap(func)`, set `_tf_api_names` and `_tf_api_names_v1`
+# on `undecorated_func`, return `func` unchanged. Everything that reads names unwraps first —
+# `get_canonical_name_for_symbol` and the API generator (`create_python_api.py`,
+# `get_api_init_text`: `_, attr = tf_decorator.unwrap(attr)`) — so the names are found whatever
+# the order of the decorators. (`tf_decorator.unwrap` follows TensorFlow's own `_tf_decorator`
+# attribute, which `tf_decorator.make_decorator` sets along with `__wrapped__`; a plain
+# `functools.wraps` wrapper is opaque to it.)
+#
+# The course's `api_export` stores names on the object it is given, so the names sit on the
+# outer wrapper when `@export` is on top, and on the function when it is below (copied onto each
+# wrapper made afterwards). `declared_names` reads along the `__wrapped__` chain and finds them
+# in both orders:
+
+# %% tags=["nbval-check-output"]
+def halve(x):
+    return x / 2
+
+
+export_below = logged(tf_export("math.halve")(halve))  # @logged above @tf_export
+
+
+def negate(x):
+    return -x
+
+
+export_above = tf_export("math.negate")(logged(negate))  # @tf_export above @logged
+for label, public, inner in (("export below", export_below, halve), ("export above", export_above, negate)):
+    print(f"{label}: on the wrapper {exported_names(public, 'toyflow')}, on the function "
+          f"{exported_names(inner, 'toyflow')}, declared_names {declared_names(public, 'toyflow')}")
+assert declared_names(export_below, "toyflow") == ("math.halve",) and declared_names(export_above, "toyflow") == ("math.negate",)
+assert registry("toyflow")["math.negate"] is export_above  # export on top: the registry holds what users call
+assert registry("toyflow")["math.halve"] is halve and halve is not export_below  # export below: the inner function
+
+# %% [markdown]
+# The names are found either way, but the *registry* holds the object the decorator was given:
+# with `@export` below another decorator that is the inner function, not the wrapper users call.
+# So in this course `@export` goes on top, where it sees the finished object.
+
+# %% [markdown]
+# ## Canonical names, deprecated endpoints and the name → symbol table
+#
+# A symbol with several names needs one for docs and messages. TensorFlow's rule
+# (`tf_export.py`, `get_canonical_name_for_symbol` and `get_canonical_name`): unwrap, then the
+# first v2 name that is not deprecated; else the first v2 name; else the same among the v1 names
+# (prefixed `compat.v1.` when `add_prefix_to_v1_names=True`). Deprecated names are declared with
+# `deprecation.deprecated_endpoints("log")` (`tensorflow/python/util/deprecation.py`), which only
+# sets `_tf_deprecated_api_names` — its docstring says it "does not print deprecation messages".
+# The course's `deprecated_endpoints` and `canonical_name` follow that rule. In the toy API, `log`
+# gets the TF 2 name `math.log` and keeps `log` as a deprecated v1 name:
+
+# %%
+from course_lib.api import canonical_name, deprecated_endpoints, name_to_symbol, symbol_from_name
+
+show_source(canonical_name)
+
+
+# %% tags=["nbval-check-output"]
+@tf_export("math.log", v1=["math.log", "log"])
+@deprecated_endpoints("log", api_name="toyflow")
+def log(x):
+    return x
+
+
+@tf_export("log_v2_first", "math.log_v2_first", v1=["log_v2_first"])
+@deprecated_endpoints("log_v2_first", api_name="toyflow")
+def log_v2_first(x):
+    return x
+
+
+print("log:", canonical_name(log, "toyflow"), "| log_v2_first:", canonical_name(log_v2_first, "toyflow"),
+      "(its first name is deprecated)")
+assert canonical_name(log, "toyflow") == "math.log" and canonical_name(log_v2_first, "toyflow") == "math.log_v2_first"
+assert canonical_name(logged(log), "toyflow") == "math.log"  # found through another decorator
+
+# %% [markdown]
+# The other direction, name → symbol: `api_export.__call__` also fills one module-level dict,
+# `_NAME_TO_SYMBOL_MAPPING[name] = func` for each v2 name and
+# `_NAME_TO_SYMBOL_MAPPING['compat.v1.%s' % name_v1] = func` for each v1 name, read by
+# `get_symbol_from_name(name)` (`tf_export.py`). Being a plain dict assignment, a second symbol
+# under the same name would silently replace the first *there*; two symbols under one name are
+# refused later, when the API is generated (below). The course refuses them at decoration time
+# (`DuplicateExportError`, shown above), so its table, `name_to_symbol`, never lost an entry:
+
+# %% tags=["nbval-check-output"]
+table = name_to_symbol("toyflow")
+print(sorted(name for name in table if "log" in name))
+assert symbol_from_name("compat.v1.log", "toyflow") is log and symbol_from_name("log", "toyflow") is None
+assert all(symbol_from_name(name, "toyflow") is obj for name, obj in table.items())
+
+# %% [markdown]
+# ## Deprecated endpoints warn once, and only through the old name
+#
+# Marking a name deprecated is half the job; old code should *hear* about it — once, and never
+# when the new name is used. In TensorFlow 1 every generated module is wrapped in a
+# `TFModuleWrapper` (`tensorflow/python/util/module_wrapper.py`) whose attribute access calls
+# `_tfmw_add_deprecation_warning`: each name is checked once, a renamed one logs "The name tf.log
+# is deprecated. Please use tf.math.log instead.", and at most `_PER_MODULE_WARNING_LIMIT = 1`
+# warning is printed per module; the object returned is the symbol itself. The course's
+# `deprecating_namespace` does the same from the `deprecated_endpoints` marks, with one warning
+# per deprecated name:
+
+# %% tags=["nbval-check-output"]
+import warnings
+
+from course_lib.api import DeprecatedEndpointWarning, deprecating_namespace
+
+toy_api = deprecating_namespace("toyflow")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    new_names = [toy_api.math.log, toy_api.compat.v1.math.log]  # canonical names: silent
+    silent = len(caught)
+    old_names = [toy_api.compat.v1.log for _ in range(3)]  # the deprecated name, used three times
+for warning in caught:
+    print(f"{warning.category.__name__}: {warning.message}")
+print(f"warnings: {silent} for the new names, {len(caught) - silent} for three uses of the old one")
+assert silent == 0 and len(caught) == 1 and issubclass(caught[0].category, DeprecatedEndpointWarning)
+assert all(obj is log for obj in new_names + old_names)  # the object itself, never a wrapper
+
+# %% [markdown]
+# ## Generating the API package
+#
+# `import tensorflow as tf; tf.math.add` works because a `tensorflow/math/__init__.py` says
+# `from tensorflow.python.ops.math_ops import add`. No one writes it: the build runs
+# `tensorflow/python/tools/api/generator/create_python_api.py`, whose `main` imports the packages
+# (so every `tf_export` has run) and whose `get_api_init_text` walks `sys.modules`, unwraps each
+# module attribute, reads its `_tf_api_names` (or `_v1`) and, per name `a.b.c`, adds an import
+# to module `a.b` (`_ModuleInitCodeBuilder.add_import`). A symbol re-exported by several modules
+# is imported once, from the module with the highest *priority* (+1 if it is `symbol.__module__`,
+# +1 if the attribute name is `symbol.__name__`, then alphabetical: `get_canonical_import`); two
+# *different* symbols under one name raise `SymbolExposedTwiceError`; each namespace is imported
+# into its parent, and `compat.v1`/`compat.v2` get the same treatment.
+#
+# `course_lib.api.generate_api` does this for the course's registry — the bookkeeping lives in
+# `_InitCodeBuilder.add_import`:
+
+# %%
+from course_lib.api import check_api, generate_api, write_api
+from course_lib.api.generator import _InitCodeBuilder
+
+show_source(_InitCodeBuilder.add_import)
+
+# %% [markdown]
+# Generate the package `course_api` from every module imported so far, with `compat.v1` and
+# `compat.v2`, write it to a temporary directory, import it, and check that every registered
+# name resolves to the very object that was exported:
+
+# %%
+import tempfile
+
+generated = generate_api(["course_lib"], "course_api", compat=True)
+print(generated["api"][:560], "...")
+with tempfile.TemporaryDirectory() as directory:
+    write_api(generated, directory, "course_api")
+    checked = check_api(directory, "course_api", compat=True)
+print(f"{len(generated)} generated __init__.py modules; {checked} names checked "
+      f"({len(registry())} v2 names twice — root and compat.v2 — plus {len(registry(version='v1'))} v1 names)")
+assert checked == 2 * len(registry()) + len(registry(version="v1"))
+
+# %% [markdown]
+# The same generator refuses what TensorFlow's refuses. A symbol whose names were written by
+# hand — as TensorFlow's dict would have accepted — collides with `add` at generation time:
+
+# %% tags=["nbval-check-output"]
+import types
+
+from course_lib.api import SymbolExposedTwiceError
+
+toy_module = types.ModuleType("toyflow_ops")  # a throw-away module holding two symbols
+toy_module.add = add
+toy_module.add_v2 = lambda x, y: x + y
+toy_module.add_v2._toyflow_api_names = ("math.add",)  # claims add's name without the registry's check
+sys.modules["toyflow_ops"] = toy_module
+try:
+    generate_api(["toyflow_ops"], "toyflow_generated", api_name="toyflow")
+except SymbolExposedTwiceError as err:
+    print("SymbolExposedTwiceError:", err)
+else:
+    raise AssertionError("two objects under one name must be refused")
+finally:
+    del sys.modules["toyflow_ops"]
 
 # %% [markdown]
 # ## Exercises
@@ -427,8 +669,26 @@ api_tables.check(my_api_tables);
 # * The public API is a namespace built from the flat registry; one annotation with `v1=` feeds
 #   both `tf.*` and `tf.compat.v1.*`.
 # * Duplicate names fail loudly at import time, and a test checks every public name resolves.
+#   TensorFlow's `_NAME_TO_SYMBOL_MAPPING` would let a later export overwrite an earlier one; its
+#   API generator is where two symbols under one name are refused (`SymbolExposedTwiceError`).
+# * Decorators stack: `functools.wraps` sets `__wrapped__` (and copies `__dict__`), so the
+#   decorated function is a chain of hops away. `tf_export` writes its names on the innermost
+#   target and the generator unwraps before reading them; the course follows `__wrapped__`
+#   (`unwrap`, `declared_names`) and puts `@export` on top, so the registry holds what users call.
+# * The canonical name is the first non-deprecated v2 name, else the first v2 name, else the v1
+#   rule (`compat.v1.` on request); `deprecated_endpoints` only *marks* names, and a namespace
+#   that checks those marks warns once, on the old name only, and returns the object itself.
+# * A public package is generated: walk the imported modules, read each object's names, write one
+#   `from <module> import <attr> as <name>` per name into the `__init__.py` of its namespace
+#   (the defining module preferred), and check the result imports and resolves every name.
 #
-# References: TensorFlow `tensorflow/python/util/tf_export.py` and its API generator
-# (`tensorflow/python/tools/api/generator/create_python_api.py`); PEP 318 (decorators); the
-# Python docs for `functools.partial` and `functools.wraps`. Library: `course_lib/api/`; tests:
-# `tests/test_api.py`.
+# References: TensorFlow `tensorflow/python/util/tf_export.py` (`api_export.__call__`,
+# `get_canonical_name_for_symbol`, `get_canonical_name`, `get_symbol_from_name`),
+# `tensorflow/python/util/tf_decorator.py` (`make_decorator`, `unwrap`),
+# `tensorflow/python/util/deprecation.py` (`deprecated_endpoints`, `deprecated_alias`),
+# `tensorflow/python/util/module_wrapper.py` (`TFModuleWrapper`) and the API generator
+# `tensorflow/python/tools/api/generator/create_python_api.py` (`get_api_init_text`,
+# `_ModuleInitCodeBuilder`, `get_canonical_import`, `SymbolExposedTwiceError`); PEP 318
+# (decorators); the Python docs for `functools.partial`, `functools.wraps` and `inspect.unwrap`.
+# Library: `course_lib/api/`; tests: `tests/test_api.py`, `tests/test_api_mechanics.py`,
+# `tests/test_api_export_view.py`.
