@@ -67,6 +67,7 @@ class Collision:
         return f"{where}.{self.name}: {self.reason}"
 
 
+@export("api.ExportState")
 @dataclass(frozen=True)
 class ExportState:
     """What ``api_export(<names>, v1=<v1 names>)`` applied to ``my_op`` would do in the toy API."""
