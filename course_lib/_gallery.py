@@ -51,6 +51,12 @@ def _distributed() -> ViewWidget:
     return ring_widget(4)
 
 
+def _api() -> ViewWidget:
+    from course_lib.api import export_widget
+
+    return export_widget()
+
+
 def _contrastive() -> ViewWidget:
     from course_lib.contrastive import info_nce_widget
 
@@ -95,7 +101,7 @@ def _mtp() -> ViewWidget:
 
 # The widget each chapter's notebook shows first, built with the notebook's arguments.
 BUILDERS: dict[int, Callable[[], ViewWidget]] = {
-    0: _temperature, 1: _autograd, 2: _functional, 3: _numerics, 4: _distributed, 6: _contrastive,
+    0: _temperature, 1: _autograd, 2: _functional, 3: _numerics, 4: _distributed, 5: _api, 6: _contrastive,
     7: _detection, 8: _deform, 9: _attention, 10: _speculative, 11: _mtp,
 }
 

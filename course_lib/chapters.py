@@ -67,7 +67,8 @@ CHAPTERS: tuple[Chapter, ...] = (
             (Fallback("Processes, not threads", "multi-gpu",
                       "gloo between CPU processes (NCCL where there is one GPU per rank)"),)),
     Chapter(5, "api_export", "How frameworks export their APIs", "course_lib.api",
-            "no widget; a plot of per-call cost: bare function vs functools.wraps wrapper vs exported", "optional"),
+            "the export editor: type a symbol's names and v1 names, see the v1/v2 trees, collisions in red "
+            "and the attributes api_export writes", "optional"),
     Chapter(6, "self_supervised", "Self-supervised learning: NCE, InfoNCE, CPC and mutual information",
             "course_lib.contrastive",
             "the InfoNCE explorer: similarity matrix, each row's softmax with the positive outlined, "
