@@ -27,6 +27,10 @@
 # 3. explain why FP16 gradients underflow and weight updates vanish, and measure both;
 # 4. use dynamic loss scaling (with several optimizers and gradient clipping), FP32 master weights
 #    and FP32 accumulation, and say which of them BF16 and FP8 still need.
+# 5. measure how much of a network's activation gradients FP16 loses, as in the paper's Figure 3,
+#    and choose a loss scale from the gradients' largest magnitude;
+# 6. explain delayed FP8 scaling (Transformer Engine's amax history) and what it clips when a
+#    tensor's magnitude spikes.
 #
 # **Prerequisites:** chapter 1 (gradients, SGD), binary numbers. **Time:** about 90 minutes.
 #
@@ -349,6 +353,79 @@ assert late[0] > 0.01 and late[2] < late[0] / 10  # scaling by 2^16 rescues most
 # (backpropagation is linear in the loss), shifting the whole histogram right by $\log_2 S$ —
 # until the largest gradients overflow past 65504.
 #
+# ## Activation gradients, as in the paper's Figure 3
+#
+# Micikevicius et al. (2018, Figure 3) histogram a different quantity: the gradients with respect
+# to the **activations** — every layer's output — which FP16 training computes in FP16 at every
+# layer, not only for the parameters at the end. In their Multibox SSD run most of FP16's range went
+# unused while many values fell below $2^{-24}$ and became zeros. The same measurement on the
+# trained classifier: `course_lib.numerics.experiment.activation_gradients` hooks the output of
+# every layer (`register_forward_hook`) and differentiates the loss with respect to those outputs
+# (`torch.autograd.grad`); `underflow_histogram` bins the magnitudes by power of two and counts,
+# for each loss scale, what an FP16 cast would flush to zero (at or below $2^{-25}$, half the smallest
+# subnormal), leave subnormal (below $2^{-14}$) or overflow (at or above 65520).
+#
+# The scale is chosen as the paper suggests (Section 3.2): the largest power of two whose product
+# with the largest gradient stays at or below 65504 (`max_safe_scale`); and $2^8$ times that, to
+# show what too large a scale does.
+
+# %%
+from course_lib.numerics.experiment import activation_gradients, underflow_histogram
+
+act_grads = activation_gradients(fp32_run.model, x_train[:512], y_train[:512])  # {layer: Tensor[numel]}
+g_act = torch.cat(list(act_grads.values()))  # (values,) every layer's output gradients
+safe = underflow_histogram(g_act).max_safe_scale
+k_safe = int(math.log2(safe))
+act = underflow_histogram(g_act, (1.0, safe, safe * 2.0**8))
+print(f"{len(act_grads)} layer outputs, {act.total} activation gradients, {1 - act.nonzero / act.total:.1%} exactly 0 "
+      f"(ReLU passes no gradient to inactive units); largest |g| = {act.amax:.3g}, so the scale is 2^{k_safe}")
+print(f"{'loss scale':<12}{'flushed to 0':>14}{'subnormal':>11}{'overflow':>10}")
+for s, fl, sub, ov in zip(act.loss_scales, act.flushed, act.subnormal, act.overflowed):
+    print(f"{'2^' + str(int(math.log2(s))):<12}{fl:>14.2%}{sub:>11.2%}{ov:>10.2%}")
+
+# %%
+for j, (s, fl) in enumerate(zip(act.loss_scales, act.flushed)):  # the fractions are what the histogram shows
+    shift = int(math.log2(s))  # a power-of-two scale moves every value by exactly `shift` bins
+    left_of_2_25 = int(act.counts[act.log2_edges[1:] + shift <= -25].sum())
+    ties = int((g_act.abs().double() * s == 2.0**-25).sum())  # exactly 2^-25 rounds to 0 too (tie to even)
+    assert fl == (left_of_2_25 + ties) / act.nonzero, s
+assert act.flushed[0] > 0.2  # without scaling FP16 loses a large share of the activation gradients
+assert act.flushed[1] < act.flushed[0] / 10 and act.overflowed[1] == 0  # the paper's scale: few lost, none overflow
+assert act.overflowed[2] > 0  # 2^8 times more: the largest gradients overflow
+
+# %%
+fig, ax = plt.subplots(figsize=(10, 4))
+left, right = -64, math.log2(65520) + 8  # the axis; a few values lie further left
+styles = [("tab:blue", "-"), ("tab:green", "-"), ("tab:red", "--")]
+for (s, fl, ov), (colour, ls) in zip(zip(act.loss_scales, act.flushed, act.overflowed), styles):
+    shift = math.log2(s)
+    ax.stairs(act.counts.numpy(), (act.log2_edges + shift).numpy(), color=colour, ls=ls, lw=1.5,
+              label=f"scale 2^{shift:.0f}: {fl:.1%} flush to 0, {ov:.1%} overflow")
+ax.axvspan(left, -25, color="tab:red", alpha=0.08)
+ax.axvspan(math.log2(65520), right, color="tab:red", alpha=0.08)
+for value, text in ((2.0**-24, "smallest subnormal 2^-24"), (fp16.smallest_normal, "smallest normal 2^-14"),
+                    (fp16.max, "max 65504")):
+    ax.axvline(math.log2(value), color="k", ls=":", lw=1)
+    ax.text(math.log2(value) + 0.4, ax.get_ylim()[1] * 0.97, text, fontsize=8, rotation=90, va="top")
+ax.text(-45, ax.get_ylim()[1] * 0.4, "becomes 0 in FP16\n(at or below 2^-25)", fontsize=9, ha="center", color="tab:red")
+hidden = int(act.counts[act.log2_edges[1:] <= left].sum())
+ax.set_xlim(left, right)
+ax.set_xlabel(f"log2 |activation gradient · loss scale|   (unscaled: {hidden} values below 2^{left} not shown)")
+ax.set_ylabel("values per power of two")
+ax.set_title("activation gradients of the trained classifier (all layers), against FP16's range")
+ax.legend(loc="upper left", fontsize=8)
+plt.show()
+
+# %% [markdown]
+# The histogram and the table are the same measurement (the cell before the figure asserts that
+# each flushed fraction is the histogram's mass left of $2^{-25}$). Unscaled, the activation
+# gradients sit far left of FP16's range and a large share of the non-zero ones flush to zero; the
+# paper's scale shifts the whole histogram right by $\log_2 S$ bins, into the range, without
+# overflow; $2^8$ times more pushes the largest values past 65504. Losing a value is not always
+# losing something that matters: pure FP16 still trains this small model in the experiment below.
+# Micikevicius et al. found for SSD that values below $2^{-27}$ did not matter but those between
+# $2^{-27}$ and $2^{-24}$ did — and without scaling, the network diverged.
+#
 # ## Loss scaling
 #
 # The dynamic rule (`course_lib.numerics.update_scale`, the rule of `torch.amp.GradScaler`) backs
@@ -569,6 +646,112 @@ assert fp8_errors[128] < fp8_errors[None] / 2 and fp8_errors[32] <= fp8_errors[1
 # they keep fewer bits, and some flush to zero; with a scale per 128 or 32 values only the
 # outlier's own block pays.
 #
+# ## Delayed scaling
+#
+# Computing $s = 448 / \max|x|$ *just in time* costs a pass over the tensor before the cast.
+# NVIDIA's Transformer Engine (`recipe.DelayedScaling`) instead takes the scale of step $t$ from
+# the amaxes of **earlier** steps, kept in a history of `amax_history_len` steps:
+#
+# $$\text{amax}_t = \max(\text{amax}_{t-L}, \dots, \text{amax}_{t-1}) \ (\texttt{"max"}) \ \text{ or } \ \text{amax}_{t-1} \ (\texttt{"most\_recent"}), \qquad s_t = \frac{448}{\text{amax}_t \cdot 2^{\text{margin}}}$$
+#
+# A tensor larger than its history predicts is **clipped** to ±448; a spike in the history keeps
+# the scale small for $L$ steps. `course_lib.numerics.DelayedScaler` does per step what TE does
+# in and after `fp8_autocast`: `quantize(x)` casts with the current scale and records $\max|x|$,
+# `update()` applies `delayed_scale_update`, transcribed from TE's CUDA kernel (an amax of 0, inf
+# or NaN keeps the previous scale, so an all-zero tensor does not give an infinite one):
+
+# %%
+from course_lib.numerics import DelayedScaler, DelayedScaling, delayed_scale_update
+
+show_source(delayed_scale_update)
+
+# %% [markdown]
+# The check, computed by hand: tensors whose amax runs 1, 2, 8, 1, 1, 1 with a 3-step history.
+# Step 0 has no history and uses TE's initial scale 1; then $448/1$, $448/2$, and $448/8 = 56$
+# for the three steps the 8 stays in the window; `"most_recent"` forgets it after one step.
+
+# %% tags=["nbval-check-output"]
+def delayed_scales(amaxes, recipe):
+    scaler = DelayedScaler(recipe)
+    used = []
+    for a in amaxes:
+        _, scale = scaler.quantize(torch.tensor([a, -a / 2]))
+        scaler.update()
+        used.append(scale.item())
+    return used
+
+
+by_hand = {"max": [1.0, 448.0, 224.0, 56.0, 56.0, 56.0], "most_recent": [1.0, 448.0, 224.0, 56.0, 448.0, 448.0]}
+for algo, want in by_hand.items():
+    got = delayed_scales([1.0, 2.0, 8.0, 1.0, 1.0, 1.0], DelayedScaling(amax_history_len=3, amax_compute_algo=algo))
+    assert got == want, algo
+    print(f"{algo:<12} scales used: {got}")
+
+# %% [markdown]
+# **A spike.** Sixty steps of a 4096-value activation with standard-normal entries, except that
+# at steps 20 and 36 the whole tensor is 16 times larger.
+# `course_lib.numerics.experiment.fp8_scaling_trace` quantizes each step with a `DelayedScaler`
+# and, for comparison, just in time with `fp8_quantize`; it counts the values the clamp changed
+# (those whose $|x \cdot s|$ would round beyond 448) and records each scale against the ideal
+# one, $448 / \max|x_t|$.
+
+# %%
+from course_lib.numerics.experiment import fp8_scaling_trace
+
+gen = torch.Generator().manual_seed(0)
+spikes = {20: 16.0, 36: 16.0}
+steps = [torch.randn(4096, generator=gen) * spikes.get(t, 1.0) for t in range(60)]
+traces = {L: fp8_scaling_trace(steps, DelayedScaling(amax_history_len=L)) for L in (1, 8, 32)}
+traces["1, margin 1"] = fp8_scaling_trace(steps, DelayedScaling(amax_history_len=1, margin=1))
+jit = traces[1]  # the just-in-time numbers are the same in every trace
+print(f"{'history':<13}{'clipped at 20':>14}{'at 36':>8}{'elsewhere':>11}{'steps 1-59 with scale <= ideal/8':>34}")
+low_steps = {}
+for L, tr in traces.items():
+    low_steps[L] = sum(s <= i / 8 for s, i in zip(tr.scale[1:], tr.ideal_scale[1:]))  # step 0: scale 1, no history
+    elsewhere = sum(c for t, c in enumerate(tr.clipped) if t not in spikes)
+    print(f"{L!s:<13}{tr.clipped[20]:>14}{tr.clipped[36]:>8}{elsewhere:>11}{low_steps[L]:>34}")
+print(f"{'just in time':<13}{jit.jit_clipped[20]:>14}{jit.jit_clipped[36]:>8}{sum(jit.jit_clipped):>11}{0:>34}")
+
+# %%
+assert all(max(tr.jit_clipped) == 0 for tr in traces.values())  # just in time never clips
+assert all(tr.clipped[20] > len(steps[20]) // 4 for tr in traces.values())  # every delayed scale clips the spike
+assert traces[1].clipped[36] > 1000 and traces[8].clipped[36] > 1000  # the first spike left their window
+assert traces[32].clipped[36] < 10  # still in a 32-step window: the second spike fits
+assert low_steps[1] == 2 and low_steps[8] == 16 and low_steps[32] > 32  # the price: L steps at a too-small scale
+assert sum(c for t, c in enumerate(traces["1, margin 1"].clipped) if t not in spikes) == 0  # 2x headroom
+assert traces[1].error[20] > 10 * jit.jit_error[20]  # clipping dominates the round-trip error at the spike
+
+# %%
+fig, (ax_s, ax_c) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+ax_s.plot([math.log2(v) for v in jit.ideal_scale], "k--", lw=1.5, label="ideal (just in time): 448 / amax")
+for L, colour, marker, size in zip((1, 8, 32), ("tab:blue", "tab:orange", "tab:green"), "os^", (9, 6, 4)):
+    ax_s.plot([math.log2(v) for v in traces[L].scale], color=colour, drawstyle="steps-mid", label=f"delayed, history {L}")
+    hit = [t for t, c in enumerate(traces[L].clipped) if c]  # steps without clipping are not drawn
+    ax_c.plot(hit, [traces[L].clipped[t] for t in hit], color=colour, marker=marker, ms=size, ls="none",
+              label=f"history {L}")
+ax_s.set_ylabel("log2 scale")
+ax_s.set_title("delayed FP8 (E4M3) scaling over steps; ×16 spikes at steps 20 and 36")
+ax_s.legend(fontsize=8, loc="lower left")
+ax_c.set_yscale("log")
+ax_c.set_title("values clipped per step (steps with none are not drawn; just in time clips none)", fontsize=10)
+ax_c.set_xlabel("step")
+ax_c.set_ylabel("values clipped to ±448")
+ax_c.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# The delayed scale lags by construction: at the step of a spike it is still the one of the quiet
+# steps before, so every history length clips a quarter or more of the spiked tensor, while just
+# in time clips nothing (table above). History length is the trade-off. A 1-step history recovers
+# at once but clips every spike; a 32-step history barely clips the second spike, which falls
+# within its window, but then keeps the scale at or below an eighth of the ideal for more than 32
+# steps (last column) — the values use at least 3 binades less of E4M3's range, and small ones
+# move toward the subnormals. (Step 0 has no history and uses TE's initial scale 1, far below the
+# ideal in the plot.) With margin 0 a short history also clips a few values whenever a step's amax
+# merely fluctuates above the last one ("elsewhere"); `margin=1` (2× headroom) removes that. TE's
+# defaults are `amax_history_len=1024`, `"max"` and margin 0: a long memory, which suits tensors
+# whose range drifts slowly and pays for every spike for 1024 steps.
+#
 # ## Widgets
 #
 # **Bit editor** (`course_lib.numerics.bit_editor_widget`): click a bit to flip it, type a pattern
@@ -709,6 +892,22 @@ loss_scale_rule.check(my_next_scale);
 #
 # ## Summary
 #
+# Back to the objectives:
+#
+# 1. **Decode and encode** ("Bit layouts", "Decoding by hand", "Rounding", exercises 1, 2, 4):
+#    every FP16, BF16 and FP8 pattern decodes as torch reads it; `encode` rounds as torch casts.
+# 2. **Range, precision, spacing** ("Range and precision", "The spacing", exercise 3): derived from
+#    the bits, equal to `torch.finfo`; gaps double every power of two.
+# 3. **Underflow and vanishing updates** ("Why FP16 gradients underflow", the weight-update cells):
+#    measured as flushed fractions and as 1000 updates that leave an FP16 or BF16 weight unchanged.
+# 4. **Loss scaling, master weights, FP32 accumulation** ("Loss scaling", "Master weights", "The
+#    experiment", exercise 5): the scaler equals GradScaler step for step; the recipes train.
+# 5. **Activation gradients and the choice of scale** ("Activation gradients, as in the paper's
+#    Figure 3"): the flushed, subnormal and overflowing fractions per scale, printed and asserted
+#    against the histogram.
+# 6. **Delayed FP8 scaling** ("Delayed scaling"): checked by hand; at a spike every history
+#    length clips and just in time does not; a long history then keeps the scale too small.
+#
 # * A float is sign, exponent and mantissa; range comes from the exponent bits, precision from the
 #   mantissa bits. `course_lib.numerics.constants` derives both from the bits and equals `torch.finfo`.
 # * Rounding is to nearest, ties to even. Overflow gives ±∞ in IEEE formats; E4M3 has no ∞ and
@@ -726,10 +925,18 @@ loss_scale_rule.check(my_next_scale);
 #   when a result needs FP32.
 # * FP8 needs scales: one per tensor lets a single outlier cost every other value its precision;
 #   block scales (1×128, or MX's 32) more than halve the error in the measurement above.
+# * Activation gradients (the paper's Figure 3) sit far below FP16's range: a large share of the
+#   non-zero ones flush to zero without scaling; the paper's scale — the largest power of two that
+#   keeps the largest gradient ≤ 65504 — shifts the histogram into range, and a scale 2⁸ larger
+#   overflows (`underflow_histogram`, measured on the trained classifier).
+# * Delayed scaling (Transformer Engine) takes the FP8 scale from past amaxes: no extra pass, but a
+#   spike is clipped at the step it happens, and a long history then keeps the scale too small for
+#   its length; just-in-time scaling clips nothing (`DelayedScaler`, `fp8_scaling_trace`).
 #
 # **References.** IEEE 754-2019. P. Micikevicius et al., *Mixed Precision Training*, ICLR 2018.
 # P. Micikevicius et al., *FP8 Formats for Deep Learning*, 2022. D. Kalamkar et al., *A Study of
-# BFLOAT16 for Deep Learning Training*, 2019. PyTorch: `torch.amp.GradScaler`, `torch.autocast`,
+# BFLOAT16 for Deep Learning Training*, 2019. NVIDIA Transformer Engine, `recipe.DelayedScaling`
+# (`transformer_engine/common/recipe/delayed_scaling.cu`). PyTorch: `torch.amp.GradScaler`, `torch.autocast`,
 # `torch.finfo`. Code: `course_lib/numerics/`; tests: `tests/test_numerics*.py`.
 #
 # Next: [chapter 4, distributed data parallel](04_ddp.ipynb).
