@@ -197,3 +197,21 @@ def test_bad_arguments_name_themselves():
         fp8_scaling_trace([torch.ones(2), torch.ones(2, dtype=torch.long)])
     with pytest.raises(ValueError, match="x must be finite"):
         fp8_scaling_trace([torch.tensor([math.inf])])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    gen = torch.Generator().manual_seed(2)
+    xs = [torch.randn(97, 3, generator=gen) * (10.0 if t == 3 else 1.0) for t in range(6)]
+    results = {}
+    for device in ("cpu", "cuda"):
+        scaler = DelayedScaler(DelayedScaling(amax_history_len=2))
+        out = []
+        for x in xs:
+            q, s = scaler.quantize(x.to(device))
+            scaler.update()
+            out.append((fp8_dequantize(q, s).cpu(), s.item()))
+        assert scaler.scale.device.type == device and scaler.amax_history.device.type == device
+        results[device] = out
+    for (a, sa), (b, sb) in zip(results["cpu"], results["cuda"]):
+        assert torch.equal(a, b) and sa == sb
