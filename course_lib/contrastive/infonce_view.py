@@ -17,7 +17,7 @@ outlined, green when it is the row's largest) and states the same numbers in its
 text says 0.2). Raise the correlation and the diagonal lights up; lower the temperature and the
 rows sharpen.
 
-Notebook: ``06_self_supervised`` §6 (widget). Tests: ``tests/test_contrastive.py``.
+Notebook: ``06_self_supervised`` §8 (widget). Tests: ``tests/test_contrastive.py``.
 """
 
 from __future__ import annotations

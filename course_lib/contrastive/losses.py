@@ -29,7 +29,13 @@ is a fixed number (CLIP learns ``log 1/τ``; pass a tensor-valued logit scale yo
 need that). Limitations: one device; negatives are the batch only (no memory bank or queue as
 in MoCo).
 
-Notebook: ``06_self_supervised`` §2 (InfoNCE) and §3 (NT-Xent). Tests: ``tests/test_contrastive.py``.
+Losses without negatives, for comparison (§7 of the notebook): :func:`negative_cosine` (SimSiam,
+Chen & He 2021; BYOL, Grill et al. 2020, up to an affine map) and :func:`barlow_twins`
+(Zbontar et al. 2021), each checked against its paper's pseudo-code in
+``tests/test_contrastive_simclr.py``.
+
+Notebook: ``06_self_supervised`` §2 (InfoNCE), §3 (NT-Xent), §7 (losses without negatives).
+Tests: ``tests/test_contrastive.py``, ``tests/test_contrastive_simclr.py``.
 """
 
 from __future__ import annotations
@@ -185,3 +191,78 @@ def nt_xent(
     # -log_softmax at the positive = logsumexp_{j≠i} s_ij - s_i,pos (see info_nce_from_logits for why).
     losses = -torch.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)  # (2N,)
     return _reduce(losses, reduction)
+
+
+@export("contrastive.negative_cosine")
+def negative_cosine(p: torch.Tensor, z: torch.Tensor, *, stop_gradient: bool = True) -> torch.Tensor:
+    """SimSiam's ``D(p, z) = -mean_i cos(p_i, stopgrad(z_i))``: no negatives at all.
+
+    Chen & He, *Exploring Simple Siamese Representation Learning* (CVPR 2021), Algorithm 1:
+    ``D(p, z) = -(normalize(p) * normalize(z.detach())).sum(dim=1).mean()``; the symmetric loss is
+    ``D(p1, z2)/2 + D(p2, z1)/2`` with ``p = h(z)`` a predictor MLP. BYOL's loss (Grill et al. 2020,
+    eq. 2) is the same up to an affine map: ``‖p̄ - z̄‖² = 2 - 2 cos(p, z)``, with ``z`` from a
+    momentum (target) encoder instead of the same one.
+
+    The loss alone does not prevent collapse: a constant output gives ``cos = 1`` for every pair,
+    the global minimum ``-1``. SimSiam's finding is that ``stop_gradient`` plus the predictor keep
+    training away from it; with ``stop_gradient=False`` the gradient flows through both branches.
+
+    Args:
+        p (Tensor[N, D]): predictions (the predictor's output on one view).
+        z (Tensor[N, D]): targets (the projection of the other view).
+        stop_gradient: detach ``z`` (SimSiam, BYOL); ``False`` lets gradients flow into it.
+
+    Returns:
+        A scalar in ``[-1, 1]`` (``nan`` for ``N = 0``, the mean of nothing).
+
+    Raises:
+        TypeError / ValueError: non-float tensors, not 2-D, mismatched shapes, devices or dtypes.
+    """
+    _check_pair("p", p, "z", z, 1.0, "mean")
+    if stop_gradient:
+        z = z.detach()
+    return -(F.normalize(p, dim=1) * F.normalize(z, dim=1)).sum(dim=1).mean()
+
+
+@export("contrastive.barlow_twins")
+def barlow_twins(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3, eps: float = 1e-5) -> torch.Tensor:
+    """Barlow Twins: push the cross-correlation of the two views' embeddings to the identity.
+
+    Zbontar, Jing, Misra, LeCun & Deny, *Barlow Twins: Self-Supervised Learning via Redundancy
+    Reduction* (ICML 2021), eq. 1 and Algorithm 1. Each view's embeddings are standardised over
+    the batch, ``ẑ = (z - mean_N z) / sqrt(var_N z + eps)``, and with ``C = ẑ1ᵀ ẑ2 / N``
+    (``Tensor[D, D]``)::
+
+        L = Σ_i (1 - C_ii)²  +  λ Σ_i Σ_{j≠i} C_ij²
+            invariance           redundancy reduction
+
+    Standardisation as in the official code (``nn.BatchNorm1d(affine=False)``: biased variance,
+    ``eps = 1e-5``); Algorithm 1's pseudo-code divides by ``z.std(0)`` (unbiased, no ``eps``), which
+    is ``nan`` for a constant column. With ``eps``, a collapsed (constant) encoder has ``C = 0`` and
+    pays the full invariance term, ``L = D``. λ = 5e-3 is the paper's (its code: 0.0051).
+
+    Args:
+        z1 (Tensor[N, D]), z2 (Tensor[N, D]): embeddings of the two views, row for row.
+        lambd: λ ≥ 0, the weight of the off-diagonal terms.
+        eps: ε > 0 added to the variance.
+
+    Returns:
+        A scalar ≥ 0.
+
+    Raises:
+        TypeError / ValueError: as :func:`info_nce`; ``N < 2`` (a variance needs two rows),
+        ``lambd < 0``, ``eps <= 0``.
+    """
+    _check_pair("z1", z1, "z2", z2, 1.0, "mean")
+    if z1.shape[0] < 2:
+        raise ValueError(f"z1 and z2 need at least 2 rows to standardise over the batch; got {tuple(z1.shape)}")
+    lambd = _checks.real("lambd", lambd, minimum=0.0)
+    eps = _checks.real("eps", eps, minimum=0.0, open_min=True)
+
+    def standardise(z: torch.Tensor) -> torch.Tensor:
+        return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + eps)  # (N, D)
+
+    c = standardise(z1).T @ standardise(z2) / z1.shape[0]  # (D, D)
+    on_diag = (torch.diagonal(c) - 1).pow(2).sum()
+    off_diag = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()
+    return on_diag + lambd * off_diag
