@@ -2,9 +2,10 @@
 
 Run: ``python benchmarks/bench_distributed.py [--quick] [--nproc 2 4 8]``
 
-For each world size N, one launch of N processes times the three algorithms on float32 messages
-of B bytes (``course_lib.distributed.experiment.time_all_reduces``: a barrier before every call,
-the slowest rank's time, the median of the repeats). Bytes each rank sends, per algorithm:
+One launch of max(N) processes times the three algorithms on float32 messages of B bytes for
+every N, in sub-groups of ranks 0..N-1 (``course_lib.distributed.experiment.time_all_reduces``:
+``course_lib.timing.compare`` with a barrier as its sync and the same calls per sample on every
+rank; the median of the repeats, with its IQR). Bytes each rank sends, per algorithm:
 
 * ring: ``2 (N-1)/N · B`` on every rank (``ring_bytes_per_rank``);
 * naive: ``(N-1) · B`` on rank 0, ``B`` elsewhere (``naive_bytes_per_rank``);
@@ -34,8 +35,10 @@ def main() -> None:
     world_sizes = [2] if args.quick else args.nproc
     print(f"{'N':>2} {'bytes':>10} {'algorithm':>9} {'ms':>9} {'bus GB/s':>9} {'ratio':>6} "
           f"{'sent by rank 0':>15}")
+    timings = launch(experiment.time_all_reduces, max(world_sizes), (sizes, args.repeats),
+                     dict(group_sizes=sorted(set(world_sizes))), show_output=False).results[0]
     for n in world_sizes:
-        times = launch(experiment.time_all_reduces, n, (sizes, args.repeats), show_output=False).results[0]
+        times = {a: [t.median for t in per_size] for a, per_size in timings[n].items()}
         for i, nbytes in enumerate(sizes):
             numel = nbytes // 4
             sent = {"ring": ring_bytes_per_rank(numel, n, 4), "naive": naive_bytes_per_rank(numel, n, 4),
@@ -45,7 +48,9 @@ def main() -> None:
                 bus = 2 * (n - 1) / n * nbytes / t / 1e9
                 ratio = t / times["torch"][i]
                 sent_text = f"{sent[algorithm]:,}" + (" (if ring)" if algorithm == "torch" else "")
-                print(f"{n:>2} {nbytes:>10,} {algorithm:>9} {1e3 * t:>9.3f} {bus:>9.3f} {ratio:>6.2f} {sent_text:>15}")
+                iqr = timings[n][algorithm][i].spread
+                print(f"{n:>2} {nbytes:>10,} {algorithm:>9} {1e3 * t:>9.3f} {bus:>9.3f} {ratio:>6.2f} {sent_text:>15}"
+                      f"  (IQR {100 * iqr:.0f} %)")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ Differences from PyTorch's DDP: no ``gradient_as_bucket_view`` (gradients are co
 out of the buckets), no first small bucket (DDP caps bucket 0 at 1 MB), no ``static_graph``,
 no comm hooks, dense gradients only, one dtype per bucket.
 
-Notebook: ``04_ddp`` ("SimpleDDP"). Tests: ``tests/test_distributed.py``.
+Notebook: ``04_ddp`` ("SimpleDDP", "Parameters a forward skips"). Tests: ``tests/test_distributed.py``,
+``tests/test_distributed_practice.py``.
 """
 
 from __future__ import annotations
@@ -182,7 +183,8 @@ class SimpleDDP(nn.Module):
             ``("wait", bucket)`` in the order they happened (the overlap made visible).
 
     Raises:
-        TypeError: ``module`` is not an ``nn.Module``.
+        TypeError: ``module`` is not an ``nn.Module``; ``broadcast_buffers`` or
+            ``find_unused_parameters`` is not a ``bool``.
         ValueError: ``bucket_cap_mb`` is not positive.
         RuntimeError: no initialised process group.
 

@@ -428,16 +428,16 @@ def accumulation(micro_batches: int = 4, per_rank_batch: int = 3, seed: int = 0)
             "gradient_bytes": sum(p.numel() * p.element_size() for p in _mlp(seed).parameters())}
 
 
-class _SometimesSkips(nn.Module):
-    """``head(tanh(body(x)))``, plus ``extra(x)`` when the forward is told to use it."""
+class _TwoExperts(nn.Module):
+    """``head(tanh(body(x))) + experts[e](x)``: each forward uses one of two experts, the other is skipped."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.body, self.head, self.extra = nn.Linear(5, 8), nn.Linear(8, 2), nn.Linear(5, 2)
+        self.body, self.head = nn.Linear(5, 8), nn.Linear(8, 2)
+        self.experts = nn.ModuleList([nn.Linear(5, 2), nn.Linear(5, 2)])
 
-    def forward(self, x: torch.Tensor, use_extra: bool) -> torch.Tensor:
-        y = self.head(torch.tanh(self.body(x)))  # (b, 2)
-        return y + self.extra(x) if use_extra else y
+    def forward(self, x: torch.Tensor, expert: int) -> torch.Tensor:
+        return self.head(torch.tanh(self.body(x))) + self.experts[expert](x)  # (b, 2)
 
 
 def _grads(model: nn.Module) -> list[torch.Tensor | None]:
@@ -453,29 +453,31 @@ def _grad_diff(a: list[torch.Tensor | None], b: list[torch.Tensor | None]) -> fl
 
 @export("distributed.experiment.unused_parameters")
 def unused_parameters(per_rank_batch: int = 3, seed: int = 0) -> dict[str, Any]:
-    """A model whose forward skips the parameters of ``extra`` on some steps, wrapped three ways.
+    """A model whose forward uses one of two experts per step, so it skips parameters; wrapped three ways.
 
-    Steps (``use_extra`` per rank): 0 — every rank uses it; 1 — no rank does; 2 — rank 0 only.
+    Which expert each rank uses: step 0 — rank ``r`` expert ``r % 2`` (both used, each rank skips
+    one); step 1 — every rank expert 0 (no rank uses expert 1); step 2 — rank 0 expert 1, the
+    others expert 0 (expert 1 used by rank 0 only). Every rank skips a parameter at every step.
 
-    * ``torch DDP`` (default ``find_unused_parameters=False``): step 1's backward returns
-      quietly, with gradients that were never all-reduced; step 2's forward raises. Returned:
+    * ``torch DDP`` (default ``find_unused_parameters=False``): step 0's backward returns
+      quietly, with gradients that were never all-reduced; step 1's forward raises. Returned:
       ``torch_error`` (``type: first sentence``), ``torch_error_message``, ``torch_error_at``,
-      ``torch_step1_grads_synchronised`` (whether the ranks' gradients agreed after step 1);
-    * SimpleDDP (default): ``simple_error``, ``simple_error_at`` — step 1's backward raises;
+      ``torch_step0_grads_synchronised`` (whether the ranks' gradients agreed after step 0);
+    * SimpleDDP (default): ``simple_error``, ``simple_error_at`` — step 0's backward raises;
     * with ``find_unused_parameters=True``, SimpleDDP and DDP against one process that computes
       the mean of the ranks' losses: ``simple_vs_single``, ``torch_vs_single`` (max |gradient
       difference| over the three steps; ``inf`` if a gradient is ``None`` in one and not the
-      other) and ``extra_grad_is_none_after_step1`` (no rank used it: ``.grad`` stays ``None``).
+      other) and ``expert1_grad_is_none_after_step1`` (no rank used it: ``.grad`` stays ``None``).
     """
     rank, world, device = dist.get_rank(), dist.get_world_size(), worker_device()
-    schedule = [[True] * world, [False] * world, [r == 0 for r in range(world)]]  # use_extra[step][rank]
+    schedule = [[r % 2 for r in range(world)], [0] * world, [int(r == 0) for r in range(world)]]  # [step][rank]
     gen = torch.Generator().manual_seed(seed)
     data = [(torch.randn(world, per_rank_batch, 5, generator=gen), torch.randn(world, per_rank_batch, 2, generator=gen))
             for _ in schedule]  # per step: (N, b, 5), (N, b, 2), the same on every rank
 
     def fresh() -> nn.Module:
         torch.manual_seed(seed)
-        return _SometimesSkips().to(device)
+        return _TwoExperts().to(device)
 
     def step(model: nn.Module, k: int) -> None:
         x, y = data[k]
@@ -484,7 +486,7 @@ def unused_parameters(per_rank_batch: int = 3, seed: int = 0) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     ddp = nn.parallel.DistributedDataParallel(fresh())
-    for k in range(3):
+    for k in range(2):
         try:
             step(ddp, k)
         except RuntimeError as err:
@@ -492,18 +494,17 @@ def unused_parameters(per_rank_batch: int = 3, seed: int = 0) -> dict[str, Any]:
             out["torch_error"] = f"{type(err).__name__}: {message.split(' This error')[0]}"
             out["torch_error_message"], out["torch_error_at"] = message, f"forward of step {k}"
             break
-        if k == 1:
-            flat = torch.cat([p.grad.flatten() for p in ddp.module.parameters() if p.grad is not None])
-            gathered = [torch.empty_like(flat) for _ in range(world)]
-            dist.all_gather(gathered, flat)
-            out["torch_step1_grads_synchronised"] = all(torch.equal(g, gathered[0]) for g in gathered)
+        flat = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten()
+                          for p in ddp.module.parameters()])
+        gathered = [torch.empty_like(flat) for _ in range(world)]
+        dist.all_gather(gathered, flat)
+        out[f"torch_step{k}_grads_synchronised"] = all(torch.equal(g, gathered[0]) for g in gathered)
     del ddp
     simple = SimpleDDP(fresh())
-    for k in range(2):
-        try:
-            step(simple, k)
-        except RuntimeError as err:
-            out["simple_error"], out["simple_error_at"] = f"{type(err).__name__}: {err}", f"backward of step {k}"
+    try:
+        step(simple, 0)
+    except RuntimeError as err:
+        out["simple_error"], out["simple_error_at"] = f"{type(err).__name__}: {err}", "backward of step 0"
     del simple
     single = fresh()
     models = {"simple": SimpleDDP(fresh(), find_unused_parameters=True),
@@ -519,9 +520,8 @@ def unused_parameters(per_rank_batch: int = 3, seed: int = 0) -> dict[str, Any]:
             step(model, k)
             diffs[name] = max(diffs[name], _grad_diff(_grads(model), _grads(single)))
         if k == 1:
-            out["extra_grad_is_none_after_step1"] = all(
-                cast(_SometimesSkips, m.module).extra.weight.grad is None for m in [*models.values()]
-            ) and cast(_SometimesSkips, single).extra.weight.grad is None
+            replicas = [cast(_TwoExperts, m.module) for m in models.values()] + [cast(_TwoExperts, single)]
+            out["expert1_grad_is_none_after_step1"] = all(m.experts[1].weight.grad is None for m in replicas)
     out["simple_vs_single"], out["torch_vs_single"] = diffs["simple"], diffs["torch"]
     return out
 
