@@ -15,25 +15,41 @@ Layers, bottom-up (each module's docstring is its concept card):
 * :mod:`~course_lib.deform.deform_conv` — :func:`sampling_positions`, :func:`deform_conv2d` and
   the :class:`DeformConv2d` layer that predicts its own offsets and masks.
 * :mod:`~course_lib.deform.offsets` — offset fields for a scaled, rotated or random grid.
-* :mod:`~course_lib.deform.experiment` — learning the grid's scale to imitate a dilated conv (a
-  harness: reached as ``course_lib.deform.experiment``, not re-exported here).
-* :mod:`~course_lib.deform.sampling_view` — the widget; :mod:`~course_lib.deform.exercises`.
+* :mod:`~course_lib.deform.scaled_digits` — :func:`scaled_digits`, digits drawn at random scales.
+* :mod:`~course_lib.deform.experiment` — learning the grid's scale to imitate a dilated conv, and a
+  classifier whose deformable layer predicts its offsets per position on scaled digits (harnesses:
+  reached as ``course_lib.deform.experiment``, not re-exported here); :mod:`~course_lib.deform.train`
+  makes its committed checkpoint.
+* :mod:`~course_lib.deform.sampling_view` and :mod:`~course_lib.deform.learned_offsets_view` — the
+  widgets; :mod:`~course_lib.deform.exercises`.
 
 Notebook: ``notebooks/08_deformable_conv``. Tests: ``tests/test_deform*.py``.
 """
 
 from course_lib.deform.deform_conv import DeformConv2d, deform_conv2d, sampling_positions
+from course_lib.deform.learned_offsets_view import (
+    LearnedOffsetsState,
+    learned_offsets_state,
+    learned_offsets_view,
+    learned_offsets_widget,
+)
 from course_lib.deform.offsets import offset_field, random_offsets, rotation_offsets, scale_offsets
 from course_lib.deform.sampling import Neighbours, bilinear_neighbours, bilinear_sample, output_size
 from course_lib.deform.sampling_view import SamplingState, sampling_state, sampling_view, sampling_widget
+from course_lib.deform.scaled_digits import ScaledDigits, scaled_digits
 
 __all__ = [
     "DeformConv2d",
+    "LearnedOffsetsState",
     "Neighbours",
     "SamplingState",
+    "ScaledDigits",
     "bilinear_neighbours",
     "bilinear_sample",
     "deform_conv2d",
+    "learned_offsets_state",
+    "learned_offsets_view",
+    "learned_offsets_widget",
     "offset_field",
     "output_size",
     "random_offsets",
@@ -43,4 +59,5 @@ __all__ = [
     "sampling_view",
     "sampling_widget",
     "scale_offsets",
+    "scaled_digits",
 ]
