@@ -16,6 +16,10 @@ interleaved alternatives, ≥ 5 repeats, median and IQR).
   :class:`course_lib.speculative.StepBreakdown`, so the same cost model predicts the speed-up.
 * :func:`compare_mtp_decoding` — plain greedy vs MTP decoding on the same prompts, timed
   interleaved; lossless checked on the way.
+* :func:`ablation_rows` — the capacity-controlled ablation: every depth-1 module written by
+  ``python -m course_lib.mtp.train --ablation`` (variants ``"mtp"``, ``"hidden_only"``,
+  ``"medusa_block"`` at several training budgets), each measured live — accuracy, agreement
+  (:func:`draft_agreement`) and acceptance while decoding (``mtp_generate``).
 
 Notebook: ``11_multi_token_prediction``. Tests: ``tests/test_mtp.py``.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -32,7 +37,7 @@ from course_lib._export import export
 from course_lib.lm.generate import generate
 from course_lib.lm.model import GPT, KVCache
 from course_lib.mtp.mtp_decode import MTPResult, draft_next, mtp_generate, verify_pass
-from course_lib.mtp.mtp_module import MultiTokenPredictor
+from course_lib.mtp.mtp_module import MTP_ABLATION_DIR, MTP_VARIANTS, MultiTokenPredictor, load_mtp
 from course_lib.speculative.cost_model import StepBreakdown
 from course_lib.timing import Timing, compare
 
@@ -187,3 +192,59 @@ def compare_mtp_decoding(model: GPT, mtp: MultiTokenPredictor, prompts: Sequence
     results = tuple(out["mtp"])
     return MTPDecodingStats(t["plain"], t["mtp"], sum(r.tokens_per_pass for r in results) / len(results),
                             sum(r.acceptance_rate for r in results) / len(results), results)
+
+
+@export("mtp.experiment.AblationRow")
+@dataclass(frozen=True)
+class AblationRow:
+    """One depth-1 drafter of the ablation, after ``steps`` training steps, measured live."""
+
+    variant: str  # "mtp", "hidden_only" or "medusa_block" (see course_lib.mtp.mtp_module)
+    steps: int  # optimizer steps trained (a snapshot of one run of ``run_steps``)
+    run_steps: int  # the run's length: its cosine schedule spans these
+    seconds: float  # training time to this snapshot, as recorded in the checkpoint (machine load varies)
+    params: int  # the module's parameters (the shared embedding and output head not counted)
+    accuracy: float  # teacher-forced top-1 against the true t_{i+2}
+    agreement: float  # teacher-forced top-1 against the main model's greedy t_{i+2}
+    acceptance: float  # drafts accepted while greedy-decoding the prompts (all passes pooled)
+
+
+@export("mtp.experiment.ablation_rows")
+@torch.no_grad()
+def ablation_rows(model: GPT, windows: torch.Tensor, prompts: Sequence[torch.Tensor], max_new_tokens: int,
+                  directory: str | Path = MTP_ABLATION_DIR) -> list[AblationRow]:
+    """Measure every ``<variant>_<steps>.pt`` in ``directory`` on held-out windows and prompts.
+
+    Args:
+        model: the main model the modules were trained on.
+        windows: Tensor[B, T + 1] held-out token ids, for accuracy and agreement.
+        prompts: Tensor[T] prompts, each greedy-decoded by ``max_new_tokens`` with the module as
+            drafter (``mtp_generate``: lossless, so only the acceptance differs between modules).
+        max_new_tokens: tokens per decode.
+        directory: where the checkpoints are (default: the committed ones).
+
+    Returns:
+        One :class:`AblationRow` per checkpoint, ordered by variant (as in ``MTP_VARIANTS``),
+        then steps.
+
+    Raises:
+        ValueError: no prompts, or no checkpoint in ``directory``.
+        course_lib.lm.CheckpointError: a checkpoint that does not load.
+    """
+    _checks.integer("max_new_tokens", max_new_tokens, minimum=1)
+    if not prompts:
+        raise ValueError("prompts must hold at least one prompt; got none")
+    paths = sorted(Path(directory).glob("*_*.pt"))
+    if not paths:
+        raise ValueError(f"directory must hold <variant>_<steps>.pt checkpoints; {directory} has none. "
+                         "Train them with: python -m course_lib.mtp.train --ablation")
+    rows = []
+    for path in paths:
+        drafter, info = load_mtp(model, path)
+        agree = draft_agreement(model, drafter, windows)
+        runs = [mtp_generate(model, drafter, p, max_new_tokens) for p in prompts]
+        passes = sum(len(r.steps) for r in runs)
+        rows.append(AblationRow(drafter.variant, int(info["steps"]), int(info["run_steps"]), float(info["seconds"]),
+                                sum(p.numel() for p in drafter.layers[0].parameters()), agree.accuracy,
+                                agree.agreement, sum(sum(s.accepted for s in r.steps) for r in runs) / passes))
+    return sorted(rows, key=lambda r: (MTP_VARIANTS.index(r.variant), r.steps))

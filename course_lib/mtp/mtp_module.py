@@ -23,7 +23,21 @@ training signal); LayerNorm blocks from :mod:`course_lib.lm` instead of RMSNorm 
 LayerNorm before the shared head inside each module (DeepSeek's code keeps a final norm per
 module too). Checkpoints are plain dicts loaded with ``torch.load(..., weights_only=True)``.
 
-Notebook: ``11_multi_token_prediction``. Tests: ``tests/test_mtp.py``.
+Ablation variants (``variant=``), for the capacity-controlled comparison of chapter 11: each
+removes one source of information and keeps the block, the norms and the shared head —
+
+* ``"mtp"`` — the module above: h⁰_{0:n} and the next token's embedding (231,552 parameters at
+  the course's width C = 128).
+* ``"hidden_only"`` — the token-embedding input removed: h'ᵏ_i = M_k · RMSNorm(hᵏ⁻¹_i) with
+  M_k: Linear(C → C); still a causal block over all positions.
+* ``"medusa_block"`` — additionally sees only its own position, as a Medusa head does (Cai et
+  al. 2024, §2.1.1: head k is a function of h_t alone): the same block applied to each position
+  as a one-token sequence (attention over one key returns its value, so its query and key
+  weights get no gradient). A Medusa head with a transformer block's capacity; unlike
+  :class:`~course_lib.speculative.MedusaHeads` it shares the main model's head (frozen) and
+  starts from random weights rather than the identity.
+
+Notebook: ``11_multi_token_prediction``. Tests: ``tests/test_mtp.py``, ``tests/test_mtp_ablation.py``.
 """
 
 from __future__ import annotations
@@ -42,6 +56,8 @@ from course_lib.lm.model import GPT, Block, KVCache
 
 MTP_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "mtp_modules.pt"
 RETRAIN_MTP = "python -m course_lib.mtp.train  (about five minutes on 2 CPU cores)"
+MTP_VARIANTS = ("mtp", "hidden_only", "medusa_block")  # what a module sees; see the module docstring
+MTP_ABLATION_DIR = MTP_CHECKPOINT.parent / "ablation"  # <variant>_<steps>.pt: python -m course_lib.mtp.train --ablation
 
 
 def _causal_mask(T: int, start: int, device: torch.device) -> torch.Tensor:
@@ -56,14 +72,20 @@ class MTPModule(nn.Module):
 
     Args:
         model: the main model, whose width and block shape this module copies.
+        variant: ``"mtp"`` (the paper's module), ``"hidden_only"`` (no token input) or
+            ``"medusa_block"`` (no token input, each position alone); see the module docstring.
+
+    Raises:
+        ValueError: an unknown ``variant``.
     """
 
-    def __init__(self, model: GPT) -> None:
+    def __init__(self, model: GPT, variant: str = "mtp") -> None:
         super().__init__()
+        self.variant = _checks.one_of("variant", variant, MTP_VARIANTS)
         C = model.config.n_embd
         self.norm_hidden = nn.RMSNorm(C)  # RMSNorm(h^{k-1}_i)
-        self.norm_embed = nn.RMSNorm(C)  # RMSNorm(Emb(t_{i+k}))
-        self.proj = nn.Linear(2 * C, C, bias=False)  # M_k
+        self.norm_embed = nn.RMSNorm(C) if variant == "mtp" else None  # RMSNorm(Emb(t_{i+k}))
+        self.proj = nn.Linear(2 * C if variant == "mtp" else C, C, bias=False)  # M_k
         self.block = Block(model.config)  # TRM_k
         self.norm_out = nn.LayerNorm(C)  # before the shared output head
         for module in self.modules():
@@ -74,13 +96,24 @@ class MTPModule(nn.Module):
 
         Args:
             hidden: Tensor[B, T, C], h^{k-1} at positions i.
-            embedded: Tensor[B, T, C], Emb(t_{i+k}) at the same positions.
-            cache: a one-layer :class:`~course_lib.lm.KVCache` of this module (grows by T).
+            embedded: Tensor[B, T, C], Emb(t_{i+k}) at the same positions (unused by the
+                ``"hidden_only"`` and ``"medusa_block"`` variants).
+            cache: a one-layer :class:`~course_lib.lm.KVCache` of this module (grows by T;
+                ``"medusa_block"`` needs no keys and only advances its length).
 
         Returns:
             Tensor[B, T, C]: h^k (not normalised; :meth:`MultiTokenPredictor.logits` is).
         """
-        x = self.proj(torch.cat([self.norm_hidden(hidden), self.norm_embed(embedded)], dim=-1))  # (B, T, C)
+        if self.norm_embed is None:
+            x = self.proj(self.norm_hidden(hidden))  # (B, T, C)
+        else:
+            x = self.proj(torch.cat([self.norm_hidden(hidden), self.norm_embed(embedded)], dim=-1))  # (B, T, C)
+        if self.variant == "medusa_block":  # every position alone: a one-token sequence each
+            B, T, C = x.shape
+            out = self.block(x.reshape(B * T, 1, C), None, None, 0).view(B, T, C)  # (B, T, C)
+            if cache is not None:
+                cache.length += T
+            return out
         if cache is None:
             return self.block(x, None, None, 0)
         start, T = cache.length, x.shape[1]
@@ -106,12 +139,13 @@ class MultiTokenPredictor(nn.Module):
         [(1, 5, 256), (1, 4, 256), (1, 3, 256)]
     """
 
-    def __init__(self, model: GPT, depth: int = 2) -> None:
+    def __init__(self, model: GPT, depth: int = 2, variant: str = "mtp") -> None:
         super().__init__()
         _checks.instance("model", model, GPT)
         _checks.integer("depth", depth, minimum=1)
+        self.variant = _checks.one_of("variant", variant, MTP_VARIANTS)
         self.config = dataclasses.replace(model.config, n_layer=1)  # a module's cache has one layer
-        self.layers = nn.ModuleList(MTPModule(model) for _ in range(depth))
+        self.layers = nn.ModuleList(MTPModule(model, variant) for _ in range(depth))
 
     @property
     def depth(self) -> int:
@@ -162,7 +196,7 @@ class MultiTokenPredictor(nn.Module):
 def save_mtp(mtp: MultiTokenPredictor, path: str | Path = MTP_CHECKPOINT, **info: Any) -> Path:
     """Write ``mtp``'s weights (float16) and ``info`` (numbers, strings, lists) to ``path``."""
     _checks.instance("mtp", mtp, MultiTokenPredictor)
-    return save_addon(mtp, path, "state_dict", depth=mtp.depth, **info)
+    return save_addon(mtp, path, "state_dict", depth=mtp.depth, variant=mtp.variant, **info)
 
 
 @export("mtp.load_mtp")
@@ -174,5 +208,6 @@ def load_mtp(model: GPT, path: str | Path | None = None) -> tuple[MultiTokenPred
             the message says how to retrain.
     """
     return load_addon(MTP_CHECKPOINT if path is None else path,
-                      lambda blob: MultiTokenPredictor(model, int(blob["depth"])), "state_dict", "MTP modules",
+                      lambda blob: MultiTokenPredictor(model, int(blob["depth"]), str(blob.get("variant", "mtp"))),
+                      "state_dict", "MTP modules",
                       RETRAIN_MTP)

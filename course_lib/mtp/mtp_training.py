@@ -17,6 +17,7 @@ Notebook: ``11_multi_token_prediction`` ("Training the modules"). Tests: ``tests
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -67,7 +68,7 @@ def mtp_loss(model: GPT, mtp: MultiTokenPredictor, windows: torch.Tensor) -> tor
 
 @export("mtp.train_mtp")
 def train_mtp(model: GPT, mtp: MultiTokenPredictor, steps: int = 600, batch_size: int = 16, lr: float = 3e-3,
-              seed: int = 0, progress: bool = True) -> list[float]:
+              seed: int = 0, progress: bool = True, before_step: Callable[[int], None] | None = None) -> list[float]:
     """Train ``mtp`` in place on random training windows with ``model`` frozen.
 
     Args:
@@ -78,14 +79,26 @@ def train_mtp(model: GPT, mtp: MultiTokenPredictor, steps: int = 600, batch_size
         lr: peak learning rate.
         seed: the batch order.
         progress: show a tqdm bar.
+        before_step: called with the number of optimizer steps done (0 … steps - 1) before each
+            step, e.g. to save snapshots of one run at several budgets (``python -m
+            course_lib.mtp.train --ablation``); the state after the last step is ``mtp`` itself.
 
     Returns:
         The loss of every step.
     """
     _checks.instance("mtp", mtp, MultiTokenPredictor)
     mtp.check_model(model)
-    config = AddonConfig(steps, batch_size, lr, seed, progress, desc="mtp modules")
-    return train_addon(model, mtp, lambda batch: mtp_loss(model, mtp, batch), config)
+    config = AddonConfig(steps, batch_size, lr, seed, progress, desc=f"mtp modules ({mtp.variant})")
+    done = 0
+
+    def loss_fn(batch: torch.Tensor) -> torch.Tensor:
+        nonlocal done
+        if before_step is not None:
+            before_step(done)
+        done += 1
+        return mtp_loss(model, mtp, batch)
+
+    return train_addon(model, mtp, loss_fn, config)
 
 
 @export("mtp.DepthAccuracy")

@@ -6,7 +6,8 @@ Heads" (ICML 2024); reference code FasterDecoding/Medusa. The parts, bottom-up:
 * :mod:`~course_lib.speculative.medusa_heads` — :class:`MedusaHeads` (residual block + head per
   offset, starting as the base head), :func:`save_heads`, :func:`load_heads`.
 * :mod:`~course_lib.speculative.medusa_training` — Medusa-1 (:func:`train_heads`, frozen
-  backbone) and :func:`head_accuracy`.
+  backbone) and :func:`head_accuracy`; Medusa-2's combined loss (:func:`medusa2_loss`) and
+  learning-rate recipe (:class:`Medusa2Recipe`).
 * :mod:`~course_lib.speculative.medusa_tree` — :class:`MedusaTree`: mask, position ids, tree and
   retrieve indices from a list of paths; :func:`greedy_tree` builds one from measured
   per-rank acceptance (:func:`rank_agreement`), :func:`expected_accept_length` scores one.
@@ -44,7 +45,15 @@ from course_lib.speculative.medusa_decode import (
     verify_tree,
 )
 from course_lib.speculative.medusa_heads import HEADS_CHECKPOINT, MedusaHeads, load_heads, save_heads
-from course_lib.speculative.medusa_training import HeadAccuracy, head_accuracy, rank_agreement, train_heads
+from course_lib.speculative.medusa_training import (
+    HeadAccuracy,
+    Medusa2Loss,
+    Medusa2Recipe,
+    head_accuracy,
+    medusa2_loss,
+    rank_agreement,
+    train_heads,
+)
 from course_lib.speculative.medusa_tree import (
     EXAMPLE_TREES,
     MedusaTree,
@@ -64,6 +73,8 @@ __all__ = [
     "EXAMPLE_TREES",
     "HEADS_CHECKPOINT",
     "HeadAccuracy",
+    "Medusa2Loss",
+    "Medusa2Recipe",
     "MedusaDrafter",
     "MedusaHeads",
     "MedusaResult",
@@ -82,6 +93,7 @@ __all__ = [
     "greedy_tree",
     "head_accuracy",
     "load_heads",
+    "medusa2_loss",
     "medusa_generate",
     "medusa_step",
     "medusa_tree",

@@ -37,11 +37,11 @@ class StepBreakdown:
     cache_len: int  # committed tokens before the timed step
     phases: dict[str, Timing]  # the step's parts, in order; "forward" is the pass over N tokens
     step: Timing  # the whole step, as the decoding loop runs it
-    plain: Timing  # one plain greedy step at the same cache length: c(1) plus the argmax
+    plain: Timing  # one plain greedy step at the same cache length, as lm.generate's loop runs it: c(1) + argmax
     prefill: Timing  # the prompt's forward pass, paid once by plain and speculative decoding alike
     decode_plain: Timing | None = None  # optional: a whole plain greedy decode, timed in the same run
     decode: Timing | None = None  # optional: the same decode by the speculative method, same run
-    tokens_per_step: float | None = None  # of that speculative decode
+    tokens_per_step: float | None = None  # of that speculative decode, per step with a forward pass
     max_new_tokens: int | None = None  # of both decodes
 
     @property

@@ -12,7 +12,10 @@ Four harnesses, used by the notebook and by ``benchmarks/bench_medusa.py``:
 * :func:`step_breakdown` — one Medusa step cut into its phases (drafting the candidates, the
   forward pass over N nodes, acceptance, cache compaction, the heads) timed on the same state,
   next to the whole step, one plain decoding step and the prefill; the rest of the step is
-  Python overhead.
+  Python overhead. Both decoders are costed as their loops run: the plain step is
+  ``lm.generate``'s loop body (the pass, ``next_token``, appending the token), not the bare
+  pass, and the Medusa run's rate is tokens per *forward pass* (its last step may emit the root
+  alone, without a pass).
 * the **cost model** is :class:`course_lib.speculative.cost_model.StepBreakdown`:
   speed-up ≈ E[tokens per step] / (c(N)/c(1) + overhead), with c(N) and the overhead measured.
 * :func:`compare_decoding` — plain greedy decoding and Medusa (trees × acceptance rules) on the
@@ -35,7 +38,7 @@ import torch
 
 from course_lib import _checks
 from course_lib._export import export
-from course_lib.lm.generate import generate
+from course_lib.lm.generate import generate, next_token
 from course_lib.lm.model import GPT, KVCache
 from course_lib.lm.quality import continuation_nll, repetition_rate
 from course_lib.speculative.cost_model import StepBreakdown
@@ -183,10 +186,10 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
         cache.length = start
         return _step(model, heads, cache, logits, head_logits, tree, acceptance, typical)
 
-    def plain_step() -> object:
+    def plain_step() -> object:  # one iteration of lm.generate's loop, as plain decoding pays it
         cache.length = start
         out, _ = model(root, cache=cache)
-        return out[:, -1].argmax(dim=-1)
+        return torch.cat([idx, next_token(out[:, -1])[:, None]], dim=1)
 
     def prefill() -> object:
         prefill_cache.length = 0
@@ -210,10 +213,12 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
     t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill, **extra}, repeats=repeats,
                 min_sample_s=SAMPLE_S)
     result = decoded.get("r")
+    # the cost model charges one timed step per forward pass: a last step that emits only the
+    # root (forward_pass=False) costs no pass, so the rate is tokens per pass, not per step
+    per_pass = None if result is None else len(result.new_tokens) / sum(s.forward_pass for s in result.steps)
     return StepBreakdown(f"medusa/{label}/{acceptance}", N, start, {k: t[k] for k in phases}, t["step"],
                          t["plain"], t["prefill"], decode_plain=t.get("decode plain"), decode=t.get("decode"),
-                         tokens_per_step=None if result is None else result.tokens_per_step,
-                         max_new_tokens=None if result is None else max_new_tokens)
+                         tokens_per_step=per_pass, max_new_tokens=None if result is None else max_new_tokens)
 
 
 @export("speculative.experiment.DecodingStats")

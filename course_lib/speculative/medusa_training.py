@@ -11,6 +11,20 @@ and matter less: a draft is only used up to its first wrong token):
 how often it is among its top-k — the numbers that bound how many drafted tokens a tree of
 that width can get accepted.
 
+Medusa-2 (§2.2.2) trains the heads *with* the backbone. :func:`medusa2_loss` is its combined
+loss — the backbone's own next-token loss plus the Medusa-1 loss weighted by λ₀,
+
+    L = L_LM + λ₀ · Σ_k 0.8^k · mean_t CE(head_k(h_t), x_{t+2+k}),   L_LM = mean_t CE(lm_head(h_t), x_{t+1})
+
+with gradient into the backbone too — and :class:`Medusa2Recipe` the paper's other two
+ingredients: a smaller learning rate for the backbone than for the heads ("differential
+learning rates") and a heads-only warm-up before joint training ("heads warmup": Medusa-1
+first; the paper's first version said the backbone first, a typo the authors corrected in
+FasterDecoding/Medusa issue #74). The defaults λ₀ = 0.2 and heads at 4× the backbone's rate
+are the reference's training scripts' (``medusa_heads_coefficient``, ``medusa_lr_multiplier``).
+This course keeps Medusa-1 (the committed backbone never changes), so the recipe is drawn and
+its loss tested, not run to convergence.
+
 Differences from the reference: trained on the corpus itself rather than on the base model's
 own generations (self-distillation, §2.3.2), on CPU, for a few hundred steps.
 Run ``python -m course_lib.speculative.train`` to retrain the committed heads.
@@ -51,21 +65,103 @@ class HeadAccuracy:
         return "\n".join(rows)
 
 
-def medusa_loss(model: GPT, heads: MedusaHeads, batch: torch.Tensor) -> torch.Tensor:
-    """The weighted Medusa-1 loss of ``batch`` (Tensor[B, T + 1]); the backbone gets no gradient."""
-    with torch.no_grad():
-        _, hidden = model(batch[:, :-1])  # (B, T, C)
+def _head_losses(heads: MedusaHeads, hidden: torch.Tensor, batch: torch.Tensor) -> list[torch.Tensor]:
+    """mean_t CE(head_k(h_t), x_{t+2+k}) for every head with a target in the window."""
     logits = heads(hidden)  # (K, B, T, V)
     T = hidden.shape[1]
-    loss = hidden.new_zeros(())
+    losses = []
     for k in range(heads.num_heads):
         n = T - 1 - k  # positions t with a target x_{t+2+k} inside the window
         if n <= 0:
             break
         target = batch[:, 2 + k : 2 + k + n]  # (B, n)
-        head_loss = F.cross_entropy(logits[k, :, :n].reshape(-1, logits.shape[-1]), target.reshape(-1))
-        loss = loss + HEAD_DECAY**k * head_loss
-    return loss
+        losses.append(F.cross_entropy(logits[k, :, :n].reshape(-1, logits.shape[-1]), target.reshape(-1)))
+    return losses
+
+
+def medusa_loss(model: GPT, heads: MedusaHeads, batch: torch.Tensor) -> torch.Tensor:
+    """The weighted Medusa-1 loss of ``batch`` (Tensor[B, T + 1]); the backbone gets no gradient."""
+    with torch.no_grad():
+        _, hidden = model(batch[:, :-1])  # (B, T, C)
+    return sum((HEAD_DECAY**k * loss for k, loss in enumerate(_head_losses(heads, hidden, batch))),
+               hidden.new_zeros(()))
+
+
+@export("speculative.Medusa2Loss")
+@dataclass
+class Medusa2Loss:
+    """The parts of Medusa-2's combined loss of one batch (nats per token)."""
+
+    total: torch.Tensor  # L_LM + λ₀ Σ_k decay^k L_k: backpropagate this one (backbone and heads)
+    lm: torch.Tensor  # L_LM, the backbone's next-token loss
+    heads: list[torch.Tensor]  # L_k, head k's loss, unweighted
+    lambda0: float  # λ₀
+    decay: float  # the heads' weights are decay^k
+
+
+@export("speculative.medusa2_loss")
+def medusa2_loss(model: GPT, heads: MedusaHeads, batch: torch.Tensor, lambda0: float = 0.2,
+                 decay: float = HEAD_DECAY) -> Medusa2Loss:
+    """Medusa-2's combined loss of ``batch``, with gradient into the backbone and the heads.
+
+    Paper: Cai et al., "Medusa" (ICML 2024), §2.2.2 ("Combined loss"): L_LM + λ₀ · L_MEDUSA-1,
+    L_MEDUSA-1 = Σ_k λ_k L_k with λ_k = decay^k (eq. 1). See the module docstring.
+
+    Args:
+        model: the backbone (not frozen: its parameters get gradient).
+        heads: the Medusa heads.
+        batch: Tensor[B, T + 1] of token ids (T >= 2: one head target at least).
+        lambda0: λ₀ >= 0, the heads' share (0: plain language-model fine-tuning).
+        decay: the heads' geometric weight, in [0, 1].
+
+    Returns:
+        A :class:`Medusa2Loss`.
+
+    Raises:
+        TypeError, ValueError: a non-integer batch, fewer than 3 tokens per window, λ₀ < 0,
+            decay outside [0, 1].
+    """
+    _checks.instance("heads", heads, MedusaHeads)
+    _checks.tensor("batch", batch, ndim=2, dtypes=(torch.long, torch.int))
+    if batch.shape[1] < 3:
+        raise ValueError(f"batch must have at least 3 tokens per window (x_t, x_t+1, x_t+2); got shape "
+                         f"{tuple(batch.shape)}")
+    _checks.real("lambda0", lambda0, minimum=0.0)
+    _checks.real("decay", decay, minimum=0.0, maximum=1.0)
+    batch = batch.long()
+    logits, hidden = model(batch[:, :-1])  # (B, T, V), (B, T, C): with gradient, unlike Medusa-1
+    lm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+    per_head = _head_losses(heads, hidden, batch)
+    total = lm + lambda0 * sum((decay**k * loss for k, loss in enumerate(per_head)), lm.new_zeros(()))
+    return Medusa2Loss(total, lm, per_head, float(lambda0), float(decay))
+
+
+@export("speculative.Medusa2Recipe")
+@dataclass(frozen=True)
+class Medusa2Recipe:
+    """Medusa-2's learning rates per step (§2.2.2): heads warm up alone, then train with the backbone.
+
+    Example:
+        >>> r = Medusa2Recipe(lr=1e-3, warmup_steps=100)
+        >>> r.learning_rates(50), r.learning_rates(150)
+        ((0.001, 0.0), (0.001, 0.00025))
+    """
+
+    lr: float  # the heads' learning rate
+    warmup_steps: int  # heads-only steps (Medusa-1) before joint training
+    backbone_lr_ratio: float = 0.25  # backbone lr / heads lr: the reference's medusa_lr_multiplier = 4
+    lambda0: float = 0.2  # λ₀ in the combined loss once the backbone trains
+
+    def __post_init__(self) -> None:
+        _checks.real("lr", self.lr, minimum=0.0, open_min=True)
+        _checks.integer("warmup_steps", self.warmup_steps, minimum=0)
+        _checks.real("backbone_lr_ratio", self.backbone_lr_ratio, minimum=0.0, maximum=1.0)
+        _checks.real("lambda0", self.lambda0, minimum=0.0)
+
+    def learning_rates(self, step: int) -> tuple[float, float]:
+        """``(heads lr, backbone lr)`` at optimizer step ``step`` (0-based); the backbone's is 0 in warm-up."""
+        _checks.integer("step", step, minimum=0)
+        return self.lr, (0.0 if step < self.warmup_steps else self.lr * self.backbone_lr_ratio)
 
 
 @export("speculative.train_heads")
