@@ -24,7 +24,9 @@
 # 2. **InfoNCE** — tell the positive from the batch's negatives: a softmax cross-entropy;
 # 3. **NT-Xent** — SimCLR's two-views version;
 # 4. **mutual information** — InfoNCE is a lower bound on it, and can never exceed $\log N$;
-# 5. **CPC** — predict the future in latent space, and the representation learns the hidden cause.
+# 5. **CPC** — predict the future in latent space, and the representation learns the hidden cause;
+# 6. **SimCLR on real images** — pretrain on unlabelled digits, evaluate with a linear probe;
+# 7. **beyond negatives** — MoCo, BYOL, SimSiam, Barlow Twins, and what *collapse* is.
 #
 # Everything is in `course_lib.contrastive`; its tests compare it with `F.cross_entropy`,
 # `F.binary_cross_entropy_with_logits` and slow per-example loops, forward and backward.
@@ -34,10 +36,15 @@
 # 2. write InfoNCE and NT-Xent as softmax cross-entropies, and check them against `F.cross_entropy`;
 # 3. explain why $\log N - \mathcal L_{\text{InfoNCE}}$ bounds mutual information, why it
 #    saturates at $\log N$, and what NWJ and DV trade for that ceiling (their variance, measured);
-# 4. train CPC and read the hidden cause out of its representation with a linear probe.
+# 4. train CPC and read the hidden cause out of its representation with a linear probe;
+# 5. pretrain SimCLR (augmentations, encoder, projection head, NT-Xent) on unlabelled digits and
+#    judge it with a linear probe against a random encoder, raw pixels and supervised training
+#    on the same few labels;
+# 6. say what MoCo, BYOL, SimSiam and Barlow Twins use instead of (or besides) negatives, and show
+#    collapse in a measured run.
 #
 # **Prerequisites:** softmax and cross-entropy, PyTorch autograd (chapter 1), basic probability
-# (densities, expectations). **Time:** about 90 minutes (the notebook runs in a few minutes on a CPU).
+# (densities, expectations), a convolution (for §6). **Time:** about 2 hours (the notebook runs in a few minutes on a CPU).
 
 # %%
 import sys  # On Colab only: install this course at this notebook's version. GPU: Runtime > Change runtime type.
@@ -377,7 +384,217 @@ plt.show()
 # representation encodes it. (The untrained network's $R^2$ is not zero — a random GRU on a
 # sine already carries some frequency information — which is why the probe is compared with it.)
 #
-# ## 6. The InfoNCE explorer
+# ## 6. SimCLR on real images: digits, a linear probe and few labels
+#
+# Now the full recipe on real data: scikit-learn's 1,797 handwritten digits (8×8 pixels, shipped
+# with scikit-learn — no download), split once into a training set, used **without its labels**,
+# and a held-out test set (`course_lib.contrastive.experiment.digits_split`). SimCLR
+# (Chen et al., 2020, Algorithm 1) needs three pieces:
+#
+# * **augmentations** that change the pixels but not the digit: `augment_images` shifts each
+#   image by up to a pixel, zooms it by ±10 % and adds Gaussian noise — one batched `grid_sample`
+#   for the whole batch, every draw from one `torch.Generator`, so a seed gives the same views;
+# * an **encoder** $h = f(x)$ (`DigitEncoder`: two 3×3 convolutions and a linear layer, 64
+#   features) and a **projection head** $z = g(h)$, a small MLP that only the loss sees;
+# * the **NT-Xent** loss of §3 on the $2N$ projections of two views of $N$ images.
+#
+# ```
+# for each batch x:   x1, x2 = aug(x), aug(x);   z1, z2 = g(f(x1)), g(f(x2));   loss = nt_xent(z1, z2, τ)
+# ```
+
+# %%
+from course_lib.contrastive import SimCLR, SimCLRConfig, augment_images, train_simclr
+from course_lib.contrastive.experiment import digits_split, label_efficiency, probe_accuracy
+
+show_source(SimCLR.loss, augment_images)
+
+# %%
+split = digits_split(test_fraction=0.3, seed=0)
+config = SimCLRConfig()
+print(config)
+print(f"{len(split.train_images)} training images (labels unused for pretraining), {len(split.test_images)} held out")
+
+views = [augment_images(split.train_images[:8], torch.Generator().manual_seed(s), max_shift=config.max_shift,
+                        scale_jitter=config.scale_jitter, noise_std=config.noise_std) for s in (1, 2)]
+assert views[0].shape == split.train_images[:8].shape and not torch.equal(views[0], views[1])
+fig, axes = plt.subplots(3, 8, figsize=(8.2, 3.3))
+for row, (name, batch) in enumerate([("original", split.train_images[:8]), ("view 1", views[0]), ("view 2", views[1])]):
+    for col in range(8):
+        axes[row, col].imshow(batch[col, 0], cmap="gray_r", vmin=0, vmax=1)
+        axes[row, col].set_xticks([])
+        axes[row, col].set_yticks([])
+    axes[row, 0].set_ylabel(name, fontsize=9)
+fig.suptitle("two random views of each digit: the positive pairs")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Pretraining.** 30 epochs over the unlabelled training images, batches of 256 (so each view has
+# 510 negatives), $\tau = 0.2$, Adam; a few seconds on one CPU core. Before training, the random
+# network maps every image to nearly the same direction, so every logit is alike and the loss
+# starts at $\log(2N - 1)$, the loss of guessing uniformly.
+
+# %%
+run = train_simclr(split.train_images, config, seed=0, progress=True)
+final_loss = sum(run.losses[-5:]) / 5
+print(f"NT-Xent: first step {run.losses[0]:.3f} (uniform guessing: log(2N-1) = {run.chance:.3f}), "
+      f"mean of the last 5 steps {final_loss:.3f}")
+assert abs(run.losses[0] - run.chance) < 0.05 and final_loss < run.chance - 2
+
+# %% [markdown]
+# **Evaluation: the linear probe.** The encoder is frozen and a logistic regression
+# (scikit-learn's `LogisticRegression`, on standardised features) is trained on its features $h$
+# with a few labelled images per class, then scored on the held-out set
+# (`experiment.probe_accuracy`). Three references for the SimCLR encoder:
+#
+# * the **same encoder at its random initialisation** (what pretraining added);
+# * the **raw pixels** (a linear classifier on 64 pixels is already good on digits);
+# * **supervised from scratch**: the same encoder plus a linear head trained end to end on the
+#   same few labels, with the same augmentations (`experiment.train_supervised`) — the fair
+#   baseline, since augmentation alone is a strong regulariser.
+#
+# `experiment.label_efficiency` measures all four at 1, 5, 10 and 50 labels per class (the same
+# labelled images for every method at a given count).
+
+# %%
+show_source(probe_accuracy)
+table = label_efficiency(run.model, split, per_class=(1, 5, 10, 50), seed=0, progress=True)
+all_labels = {"SimCLR": probe_accuracy(run.model.encoder, split), "pixels": probe_accuracy(None, split)}
+print("labels per class:   " + "  ".join(f"{k:6d}" for k in table.per_class) + "     all")
+rows = [("SimCLR probe", table.simclr, f"{all_labels['SimCLR']:.3f}"), ("random-encoder probe", table.random, ""),
+        ("pixel probe", table.pixels, f"{all_labels['pixels']:.3f}"), ("supervised, same labels", table.supervised, "")]
+for name, values, last in rows:
+    print(f"{name:24s}" + "  ".join(f"{v:6.3f}" for v in values) + f"   {last}")
+
+# %%
+# The orderings that held at every label count for seeds 0, 1 and 2 (python -m course_lib.contrastive.experiment):
+# pretraining beats the random initialisation of the same encoder, by a margin...
+assert all(s > r + 0.03 for s, r in zip(table.simclr, table.random))
+# ...and with one label per class the SimCLR features beat the raw pixels.
+assert table.simclr[0] > table.pixels[0] + 0.03
+i10 = table.per_class.index(10)
+gap_random, gap_supervised = table.simclr[i10] - table.random[i10], table.simclr[i10] - table.supervised[i10]
+print(f"at 10 labels per class: SimCLR probe {table.simclr[i10]:.3f}, {gap_random:+.3f} over the random encoder, "
+      f"{gap_supervised:+.3f} over supervised training on the same 100 labels")
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.8))
+names = ["pixels", "random\nencoder", "SimCLR\nencoder", "supervised\n(same labels)"]
+values = [table.pixels[i10], table.random[i10], table.simclr[i10], table.supervised[i10]]
+bars = ax1.bar(names, values, color=["grey", "C1", "C0", "C2"])
+ax1.bar_label(bars, fmt="%.3f", fontsize=9)
+ax1.set(ylim=(0.5, 1.0), ylabel="held-out accuracy", title="10 labels per class")
+ax1.tick_params(axis="x", labelsize=9)
+for name, values, style, color in [("SimCLR probe", table.simclr, "o-", "C0"),
+                                   ("supervised from scratch", table.supervised, "s-", "C2"),
+                                   ("pixel probe", table.pixels, "x--", "grey"),
+                                   ("random-encoder probe", table.random, "d:", "C1")]:
+    ax2.plot(table.per_class, values, style, color=color, label=name)  # the bars' colours
+ax2.set(xscale="log", xlabel="labelled images per class", ylabel="held-out accuracy", title="accuracy vs labels")
+ax2.set_xticks(table.per_class, [str(k) for k in table.per_class])
+ax2.legend(fontsize=9)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What this measures, and what it does not. Pretraining on unlabelled images turns the same
+# network from a weak feature extractor (its random initialisation) into one whose features a
+# linear classifier reads well with few labels, and with a single label per class they beat the
+# raw pixels (both asserted above, and both held for three seeds). Against **supervised training
+# with the same augmentations** the picture on digits is a draw: over seeds 0–2 SimCLR was ahead at
+# some label counts and behind at others, by a few points either way, so no ordering is claimed.
+# Digits are easy — 64 pixels and a linear model already reach the accuracy printed under "all" —
+# and the classic gap in SimCLR's semi-supervised results (ImageNet with 1 % or 10 % of the labels,
+# the paper's Table 7) comes from a ResNet pretrained on a million images.
+#
+# ## 7. Beyond negatives: MoCo, BYOL, SimSiam, Barlow Twins
+#
+# NT-Xent needs many negatives (§4: the bound caps at $\log N$), and in SimCLR they come from
+# the batch. **MoCo** (He et al., 2020) keeps them but takes them from a **queue** of keys from
+# earlier batches, encoded by a **momentum encoder** (an exponential moving average of the online
+# one, so the queued keys stay consistent): many negatives with a small batch. **BYOL**
+# (Grill et al., 2020) drops negatives: an online network with an extra **predictor** regresses
+# the output of a momentum **target** network, with a **stop-gradient** on the target.
+# **SimSiam** (Chen & He, 2021) shows the momentum encoder is not needed: predictor plus
+# stop-gradient on a shared encoder suffice, with the loss $-\cos(p_1, \operatorname{sg}(z_2))$
+# (`negative_cosine`; BYOL's $2 - 2\cos$ is the same up to an affine map). **Barlow Twins**
+# (Zbontar et al., 2021) needs none of these: it standardises each embedding dimension over the
+# batch and pushes the $D\times D$ cross-correlation of the two views towards the identity
+# (`barlow_twins`): diagonal to 1 (invariance), off-diagonal to 0 (redundancy reduction).
+#
+# | | negatives | momentum encoder | predictor + stop-grad | loss |
+# |---|---|---|---|---|
+# | SimCLR | the batch | – | – | NT-Xent |
+# | MoCo | a queue of past keys | yes (keys) | – | InfoNCE |
+# | BYOL | none | yes (target) | yes | $2 - 2\cos$ |
+# | SimSiam | none | – | yes | $-\cos$ |
+# | Barlow Twins | none | – | – | cross-correlation → $I$ |
+#
+# The danger without negatives is **collapse**: an encoder that maps every image to the same
+# vector makes both views agree perfectly. What each loss says about such a constant output:
+
+# %%
+from course_lib.contrastive import barlow_twins, negative_cosine
+
+show_source(barlow_twins)
+n_img, dim = 256, config.projection
+constant = torch.ones(n_img, dim)
+spread_out = F.normalize(torch.randn(n_img, dim, generator=torch.Generator().manual_seed(0)), dim=1)
+at_collapse = {"NT-Xent": nt_xent(constant, constant, 0.2).item(), "Barlow Twins": barlow_twins(constant, constant).item(),
+               "-cos": negative_cosine(constant, constant).item()}
+for name, value in at_collapse.items():
+    print(f"{name:12s} at a constant output: {value:8.4f}")
+# NT-Xent's collapsed loss is uniform guessing, log(2N - 1); Barlow Twins pays the whole diagonal, D;
+assert math.isclose(at_collapse["NT-Xent"], math.log(2 * n_img - 1), rel_tol=1e-5)
+assert math.isclose(at_collapse["Barlow Twins"], dim, rel_tol=1e-5)
+# the cosine loss reaches its global minimum, -1: nothing in the loss itself forbids collapse.
+assert math.isclose(at_collapse["-cos"], -1.0, abs_tol=1e-6)
+assert negative_cosine(spread_out, spread_out.roll(1, 0)).item() > -0.5  # non-collapsed outputs score worse
+
+# %% [markdown]
+# A loss value is not a training run, so the experiment trains the same network (SimCLR's encoder
+# and head, same augmentations, 60 Adam steps of 256 images) with four losses and watches the
+# **spread** of the output, $\sqrt D \cdot \operatorname{mean}_d \operatorname{std}_N(z/\lVert z\rVert)$
+# (SimSiam's collapse monitor, their Fig. 2, scaled so that vectors spread evenly over the sphere
+# give about 1 and a constant output gives 0): NT-Xent; Barlow Twins; SimSiam (predictor +
+# stop-gradient); and the plain cosine loss without either (`experiment.collapse_run`).
+
+# %%
+from course_lib.contrastive.experiment import COLLAPSE_LOSSES, collapse_run
+
+collapse = {loss: collapse_run(split.train_images, loss, steps=60, seed=0) for loss in COLLAPSE_LOSSES}
+for loss, r in collapse.items():
+    print(f"{loss:13s} spread: start {r.spread[0]:.4f}, end {r.spread[-1]:.4f}; loss {r.losses[0]:8.3f} -> {r.losses[-1]:8.3f}")
+final = {loss: r.spread[-1] for loss, r in collapse.items()}
+# The plain cosine loss collapses; the three others end with outputs far more spread than they started.
+assert final["cosine"] < 0.01 and final["cosine"] < collapse["cosine"].spread[0]
+assert all(final[loss] > 2 * collapse[loss].spread[0] and final[loss] > 10 * final["cosine"]
+           for loss in ("nt_xent", "barlow_twins", "simsiam"))
+assert final["nt_xent"] > max(final["barlow_twins"], final["simsiam"])
+
+fig, ax = plt.subplots(figsize=(8.2, 3.6))
+labels = {"nt_xent": "NT-Xent (negatives)", "barlow_twins": "Barlow Twins", "simsiam": "SimSiam (predictor + stop-grad)",
+          "cosine": "-cos, no predictor, no stop-grad"}
+for loss, r in collapse.items():
+    ax.plot(r.spread, label=labels[loss])
+ax.set(yscale="log", xlabel="Adam step", ylabel="spread of z/‖z‖ (1 ≈ even, 0 = collapsed)",
+       title="collapse: the same network under four losses")
+ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the curves
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the figure with the numbers printed above it. The random network starts nearly collapsed
+# (its outputs almost parallel). The plain cosine loss finishes the job: its loss reaches $-1$ and
+# the spread falls below 0.01 — every image maps to (nearly) one vector. NT-Xent spreads the outputs
+# over the sphere (the uniformity its negatives push for; Wang & Isola, 2020). SimSiam's predictor
+# and stop-gradient and Barlow Twins' standardise-and-decorrelate loss both escape collapse without
+# a single negative, ending at a lower spread than NT-Xent: Barlow Twins ignores the mean of $z$ —
+# it standardises each dimension first — so its outputs may share a large common offset. This is
+# 60 steps on digits: it shows that collapse happens without the extra machinery and does not
+# happen with it here; it does not rank the methods (MoCo's queue and BYOL's momentum target are
+# described, not run).
+#
+# ## 8. The InfoNCE explorer
 #
 # `course_lib.contrastive.info_nce_widget` wires controls to the pure state function
 # `info_nce_state` and its drawing `info_nce_view`: a batch of $N$ correlated Gaussian pairs,
@@ -481,6 +698,13 @@ bound_ex.check(my_infonce_bound);
 #    the cap on average at the price of a spread of nats per batch.
 # 4. **CPC** (§5): predicting the future in latent space makes the representation encode the
 #    hidden frequency, read out by a linear probe.
+# 5. **SimCLR** (§6): two augmented views, an encoder, a projection head and NT-Xent, on unlabelled
+#    digits; the linear probe on the pretrained encoder beats the same encoder at random
+#    initialisation at every label count, and the raw pixels with one label per class; supervised
+#    training with the same augmentations and labels is about as good on this easy data set.
+# 6. **Beyond negatives** (§7): MoCo (a queue and a momentum encoder), BYOL (momentum target,
+#    predictor, stop-gradient), SimSiam (predictor, stop-gradient), Barlow Twins (cross-correlation
+#    to the identity); the plain cosine loss collapses, the others did not in 60 steps.
 #
 # * **NCE** turns density estimation into classification against noise; with the $\log k$ prior
 #   offset, the optimal logit is $\log p_d/p_n$, normaliser included (measured: within 0.25 nats
@@ -493,6 +717,12 @@ bound_ex.check(my_infonce_bound);
 #   and DV have no ceiling but spread by nats from batch to batch.
 # * **CPC** predicts future latents with InfoNCE; accuracy falls with the horizon $k$, and the
 #   context linearly encodes the hidden frequency it was never shown.
+# * **SimCLR** is NT-Xent plus augmentations that define what should not matter; the representation
+#   is judged by a *linear probe* with few labels, against a random encoder, the raw pixels and a
+#   supervised baseline trained with the same augmentations — the comparison that keeps the claim honest.
+# * **Collapse** is the trivial solution of "make the views agree". Negatives (SimCLR, MoCo's queue)
+#   forbid it in the loss; Barlow Twins forbids it by decorrelating standardised dimensions; BYOL and
+#   SimSiam's loss allows it, and their predictor and stop-gradient avoid it in training.
 #
 # **References.** M. Gutmann, A. Hyvärinen, *Noise-contrastive estimation: A new estimation
 # principle for unnormalized statistical models*, AISTATS 2010. A. van den Oord, Y. Li,
@@ -500,6 +730,12 @@ bound_ex.check(my_infonce_bound);
 # S. Ozair, A. van den Oord, A. Alemi, G. Tucker, *On Variational Bounds of Mutual Information*,
 # ICML 2019. T. Chen, S. Kornblith, M. Norouzi, G. Hinton, *A Simple Framework for Contrastive
 # Learning of Visual Representations* (SimCLR), ICML 2020. A. Radford et al., *Learning
-# Transferable Visual Models From Natural Language Supervision* (CLIP), ICML 2021. PyTorch:
+# Transferable Visual Models From Natural Language Supervision* (CLIP), ICML 2021. K. He, H. Fan,
+# Y. Wu, S. Xie, R. Girshick, *Momentum Contrast for Unsupervised Visual Representation Learning*
+# (MoCo), CVPR 2020. J.-B. Grill et al., *Bootstrap Your Own Latent* (BYOL), NeurIPS 2020.
+# X. Chen, K. He, *Exploring Simple Siamese Representation Learning* (SimSiam), CVPR 2021.
+# J. Zbontar, L. Jing, I. Misra, Y. LeCun, S. Deny, *Barlow Twins: Self-Supervised Learning via
+# Redundancy Reduction*, ICML 2021. T. Wang, P. Isola, *Understanding Contrastive Representation
+# Learning through Alignment and Uniformity on the Hypersphere*, ICML 2020. PyTorch:
 # `F.cross_entropy`, `F.binary_cross_entropy_with_logits`. Code: `course_lib/contrastive/`;
 # tests: `tests/test_contrastive*.py`.

@@ -1,4 +1,6 @@
-"""The chapter's MI experiment: three lower bounds on correlated Gaussians, their means *and* spreads.
+"""The chapter's measurements: MI bounds (§4), SimCLR's linear probe and label sweep (§6), collapse (§7).
+
+**MI bounds.**
 
 For pairs of ``d``-dimensional Gaussians with per-coordinate correlation ``ρ`` the mutual
 information is known (:func:`~course_lib.contrastive.mi.gaussian_mi`) and so is the optimal
@@ -15,8 +17,23 @@ hundredths of a nat at every ρ, while NWJ's and DV's grow with the MI (about ±
 ρ = 0.99), because both average ``e^f`` over the negatives — a quantity whose variance grows
 like ``e^I`` (McAllester & Stratos 2020; Song & Ermon 2020).
 
+**SimCLR on digits.** :func:`digits_split` splits scikit-learn's digits once; :func:`probe_accuracy`
+fits a logistic regression on frozen features with ``per_class`` labels per class and scores it on
+the held-out images; :func:`train_supervised` trains the same encoder from scratch on those labels
+with the same augmentations; :func:`label_efficiency` runs all four (SimCLR, random encoder, raw
+pixels, supervised) at each label count. Measured with ``python -m course_lib.contrastive.experiment``
+(seeds 0, 1, 2; ``SimCLRConfig()``): the SimCLR probe beat the random-encoder probe at every count
+(by 0.05 to 0.34) and the pixel probe at one label per class (by 0.05 to 0.12); against supervised
+training it was ahead at some counts and behind at others (within about ±0.05), so the notebook
+asserts no ordering there.
+
+**Collapse.** :func:`collapse_run` trains SimCLR's network for ``steps`` with one of
+``COLLAPSE_LOSSES`` and records the spread of ``z/‖z‖``: the plain cosine loss (no predictor, no
+stop-gradient) collapses (spread < 0.01), NT-Xent, Barlow Twins and SimSiam do not.
+
 Reached as ``course_lib.contrastive.experiment.<name>`` (not re-exported by the package).
-Notebook: ``06_self_supervised`` §4. Tests: ``tests/test_contrastive.py``.
+Notebook: ``06_self_supervised`` §4, §6, §7. Tests: ``tests/test_contrastive.py``,
+``tests/test_contrastive_simclr.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +58,7 @@ from course_lib.contrastive.mi import (
     sample_correlated_gaussians,
     train_critic,
 )
-from course_lib.contrastive.simclr import DigitEncoder, SimCLR, SimCLRConfig
+from course_lib.contrastive.simclr import DigitEncoder, SimCLR, SimCLRConfig, train_simclr
 from course_lib.runtime import one_thread
 
 BOUNDS = ("infonce", "nwj", "dv")
@@ -299,7 +316,7 @@ def _spread(z: torch.Tensor) -> float:
 
 
 @export("contrastive.experiment.collapse_run")
-def collapse_run(images: torch.Tensor, loss: str, steps: int = 100, config: SimCLRConfig | None = None,
+def collapse_run(images: torch.Tensor, loss: str, steps: int = 60, config: SimCLRConfig | None = None,
                  seed: int = 0) -> CollapseRun:
     """Train :class:`~course_lib.contrastive.simclr.SimCLR`'s encoder and head with one of four losses.
 
@@ -346,3 +363,20 @@ def collapse_run(images: torch.Tensor, loss: str, steps: int = 100, config: SimC
             losses.append(value.item())
             spread.append(_spread(z1))
     return CollapseRun(loss, tuple(losses), tuple(spread))
+
+
+def _main() -> None:
+    """Print the SimCLR sweep and the collapse spreads for seeds 0, 1, 2 (the numbers the notebook asserts on)."""
+    split = digits_split()
+    for seed in (0, 1, 2):
+        run = train_simclr(split.train_images, SimCLRConfig(), seed=seed)
+        table = label_efficiency(run.model, split, seed=seed)
+        print(f"seed {seed}: labels per class {table.per_class}")
+        for name in ("simclr", "random", "pixels", "supervised"):
+            print(f"  {name:10s} " + " ".join(f"{v:.3f}" for v in getattr(table, name)))
+        spreads = {loss: collapse_run(split.train_images, loss, seed=seed).spread[-1] for loss in COLLAPSE_LOSSES}
+        print("  final spread: " + ", ".join(f"{k} {v:.4f}" for k, v in spreads.items()))
+
+
+if __name__ == "__main__":  # python -m course_lib.contrastive.experiment
+    _main()
