@@ -28,7 +28,10 @@
 # 2. write a ring all-reduce (reduce-scatter + all-gather) with `send`/`recv` and count its bytes;
 # 3. explain what DDP communicates — gradients in buckets that overlap backward, averaged by
 #    dividing *before* the sum, and buffers at every forward — and build it (`SimpleDDP`);
-# 4. read timings and failures of multi-process code on one machine with care.
+# 4. fit the α-β cost model of the ring to your own timings and read latency and bandwidth off it;
+# 5. handle what real DDP training meets: parameters a forward skips (`find_unused_parameters`),
+#    `DistributedSampler.set_epoch`, and checkpoints saved on rank 0;
+# 6. read timings and failures of multi-process code on one machine with care.
 #
 # **Prerequisites:** chapter 1 (autograd, hooks), chapter 3 (FP16 overflow), Python's
 # `multiprocessing` at the level of "a process has its own memory". **Time:** about 90 minutes
@@ -214,8 +217,14 @@ plt.show()
 # %% [markdown]
 # ## Timing: ring vs naive vs `dist.all_reduce`
 #
-# `experiment.time_all_reduces` times each algorithm for messages from 4 KB to 32 MB: after a
-# barrier, every rank runs one all-reduce; the slowest rank's time counts; the median of 3.
+# `experiment.time_all_reduces` times the three algorithms on messages from 4 KB to 16 MB with
+# the course's one timing discipline, `course_lib.timing.compare` (warm-up, alternatives
+# interleaved, repeats, median and IQR), run inside every worker with two settings that make it
+# work across processes: `sync` is a **barrier**, so a sample starts when every rank is ready and
+# ends when the slowest rank has its result; and `number` (calls per sample) is **agreed** by
+# the ranks (one all-reduce of a trial call's time, slowest rank) — if each rank calibrated on
+# its own clock, ranks could choose different counts, issue different numbers of collectives,
+# and hang. One launch of 4 processes times a group of 2 (ranks 0–1) and the whole world of 4.
 #
 # Read these numbers with care: here the "network" is the loopback interface and $N$ processes
 # share this machine's few cores, so large $N$ measures CPU contention as much as the
@@ -224,21 +233,87 @@ plt.show()
 # $(N-1)B$ shows. The byte counts above are what carries over to a real cluster.
 
 # %%
-SIZES_BYTES = [4 * 2**10, 64 * 2**10, 2**20, 8 * 2**20, 32 * 2**20]
-timings = {n: launch(experiment.time_all_reduces, n, (SIZES_BYTES, 3), show_output=False).results[0]
-           for n in (2, 4, 8)}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
-for ax, (n, t) in zip(axes, timings.items()):
-    for algorithm, seconds in t.items():
-        ax.loglog(SIZES_BYTES, [1e3 * s for s in seconds], marker="o", label=algorithm)
+import os
+
+from course_lib.timing import Timing
+
+SIZES_BYTES = [4**k * 2**12 for k in range(7)]  # 4 KiB ... 16 MiB
+timed: dict[int, dict[str, list[Timing]]] = launch(
+    experiment.time_all_reduces, 4, (SIZES_BYTES,), dict(repeats=7, group_sizes=(2, 4)), show_output=False).results[0]
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+for ax, (n, per_algorithm) in zip(axes, timed.items()):
+    for algorithm, per_size in per_algorithm.items():
+        medians = [1e3 * t.median for t in per_size]
+        spread = [[1e3 * (t.median - t.q1) for t in per_size], [1e3 * (t.q3 - t.median) for t in per_size]]
+        ax.errorbar(SIZES_BYTES, medians, yerr=spread, marker="o", capsize=3, label=algorithm)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_title(f"N = {n} processes")
     ax.set_xlabel("message size (bytes)")
-axes[0].set_ylabel("ms per all-reduce (median)")
+axes[0].set_ylabel("ms per all-reduce (median, IQR bars)")
 axes[0].legend()
 plt.show()
-for n, t in timings.items():
-    print(f"N={n}, 32 MB: " + ", ".join(f"{a} {1e3 * s[-1]:.0f} ms" for a, s in t.items()))
-    assert all(len(s) == len(SIZES_BYTES) and min(s) > 0 for s in t.values())
+for n, per_algorithm in timed.items():
+    print(f"N={n}, 16 MiB: " + ", ".join(f"{a} {1e3 * s[-1].median:.1f} ms" for a, s in per_algorithm.items()))
+    assert all(len(s) == len(SIZES_BYTES) and min(t.median for t in s) > 0 for s in per_algorithm.values())
+
+# %% [markdown]
+# ## An α-β model fitted to our timings
+#
+# The classic cost model of a message of $n$ bytes is $\alpha + n\beta$: a fixed **latency**
+# $\alpha$ plus $\beta$ seconds per byte ($1/\beta$ is the bandwidth). The ring runs $2(N-1)$
+# steps, each moving a chunk of $n/N$ bytes on every link at once, so
+#
+# $$t(n, N) \;\approx\; 2(N-1)\,\alpha \;+\; \frac{2(N-1)}{N}\, n\, \beta .$$
+#
+# The model is linear in $(\alpha, \beta)$, so `fit_alpha_beta` fits both by least squares
+# (relative errors, since the times span orders of magnitude; both kept $\ge 0$), tested on
+# synthetic timings with known $\alpha$, $\beta$ in `tests/test_distributed_cost_model.py`.
+# We fit our ring's medians on the process counts this machine has a core for (each process
+# needs one; beyond that, $\alpha$ measures the scheduler, not the ring). On a busy machine the
+# small messages scatter — a process that waits for the CPU adds milliseconds to a
+# microsecond-scale step — so the checks below ask what survives that: both terms are needed
+# ($\alpha > 0$ and $\beta > 0$), and at the large sizes, where the bandwidth term dominates, the
+# model is within a factor of 2 of the measurement. The printed errors show the rest:
+
+# %%
+from course_lib.distributed import fit_alpha_beta, ring_time
+
+show_source(ring_time)
+FIT_NS = [n for n in timed if n <= (os.cpu_count() or 1)] or [2]
+rows = [(nbytes, n, t.median) for n in FIT_NS for nbytes, t in zip(SIZES_BYTES, timed[n]["ring"])]
+fit = fit_alpha_beta(*zip(*rows))
+print(f"fitted on N = {FIT_NS}: alpha = {fit.alpha_us:.0f} µs per ring step, "
+      f"1/beta = {fit.bandwidth_gb_s:.2f} GB/s effective bandwidth")
+fig, ax = plt.subplots(figsize=(6, 3.4))
+dense = [2**k for k in range(12, 25)]
+for n in timed:
+    ax.loglog(SIZES_BYTES, [1e3 * t.median for t in timed[n]["ring"]], "o", c=f"C{n}", label=f"measured, N = {n}")
+    ax.loglog(dense, [1e3 * fit.predict(b, n) for b in dense], "-" if n in FIT_NS else ":", c=f"C{n}",
+              label=f"α-β model, N = {n}" + ("" if n in FIT_NS else " (extrapolated)"))
+ax.set_xlabel("message size n (bytes)")
+ax.set_ylabel("ms per ring all-reduce")
+ax.legend(fontsize=8)
+plt.show()
+for n in FIT_NS:
+    errors = [e for (_, m, _), e in zip(rows, fit.relative_errors) if m == n]
+    print(f"N = {n}, (model - measured) / measured from 4 KiB to 16 MiB: " + ", ".join(f"{e:+.0%}" for e in errors))
+    ratios = [1 + e for e in errors[-2:]]  # model / measured at 4 and 16 MiB, where bandwidth dominates
+    assert all(0.5 <= r <= 2.0 for r in ratios), ratios  # the bandwidth end within a factor of 2
+assert fit.alpha > 0 and fit.beta > 0  # both terms are needed: neither latency nor bandwidth alone fits
+crossover = 2 * fit.alpha / fit.beta if fit.beta > 0 else float("inf")  # n* = N α / β, N = 2
+latency_share = ring_time(4096, 2, fit.alpha, 0.0) / fit.predict(4096, 2)
+print(f"N = 2: latency and bandwidth terms are equal at n* = {crossover / 1e3:.0f} KB; "
+      f"at 4 KiB the latency term is {latency_share:.0%} of the model's time")
+
+# %% [markdown]
+# Two numbers now summarise the ring on this machine. Below the crossover size
+# $n^* = N\alpha/\beta$ (where $2(N-1)\alpha = \frac{2(N-1)}{N} n \beta$) the latency term dominates: sending gradients in
+# a few large buckets instead of many small ones saves $2(N-1)\alpha$ per bucket — the reason
+# DDP's buckets are 25 MB, not one per parameter. Above it, only fewer bytes help (FP16
+# gradients, compression). On this machine $\alpha$ is large (Python and the processes'
+# scheduling are part of each step) and $1/\beta$ includes the additions of the reduce-scatter;
+# NCCL on NVLink has $\alpha$ of a few µs and $1/\beta$ of hundreds of GB/s, but the same formula.
 
 # %% [markdown]
 # ## SimpleDDP
@@ -320,6 +395,59 @@ print(f"gradients {acc['gradient_bytes']} bytes: no_sync sent {acc['bytes_no_syn
       f"syncing every micro-batch {acc['bytes_every_step']} bytes — the same accumulated gradients")
 
 # %% [markdown]
+# ### Parameters a forward skips: `find_unused_parameters`
+#
+# DDP's reducer waits for a gradient from *every* parameter before the last bucket can go. A
+# model whose forward skips a parameter on some steps (a branch, a gated expert, a frozen-then-
+# unfrozen head) breaks that. `experiment.unused_parameters` builds a model whose forward adds
+# one of two "experts" (linear layers), chosen per rank and step — at step 0 rank $r$ uses expert
+# $r \bmod 2$, at step 1 every rank expert 0 (no rank uses expert 1), at step 2 only rank 0 uses
+# expert 1 — and wraps it three ways on 2 processes. PyTorch's DDP (default
+# `find_unused_parameters=False`) says nothing at step 0: backward returns, the bucket holding
+# the skipped expert never fills, so *no* gradient of that bucket is all-reduced — the ranks'
+# gradients differ and `optimizer.step()` would use them. The error comes at the next forward
+# (its first sentence, the same in torch 2.11 and 2.14):
+
+# %% tags=["nbval-check-output"]
+unused = launch(experiment.unused_parameters, 2, show_output=False).results
+print(f"torch DDP, {unused[0]['torch_error_at']}:\n  {unused[0]['torch_error']}")
+print(f"SimpleDDP, {unused[0]['simple_error_at']}:\n  {unused[0]['simple_error']}")
+for out in unused:
+    assert out["torch_error"].startswith("RuntimeError: Expected to have finished reduction in the prior iteration")
+    assert "find_unused_parameters=True" in out["torch_error_message"]
+    assert out["torch_step0_grads_synchronised"] is False  # the quiet step before the error
+    assert out["simple_error_at"] == "backward of step 0" and "find_unused_parameters=True" in out["simple_error"]
+
+# %% [markdown]
+# SimpleDDP checks at the end of the backward that skipped (the engine callback that waits for the
+# buckets sees one that never launched), so the error names the parameters *before* any optimizer
+# step uses unsynchronised gradients. The fix is the same in both: `find_unused_parameters=True`.
+# After every forward the wrapper walks the autograd graph from the outputs; parameters it cannot
+# reach are marked ready (contributing zeros) as soon as backward's first gradient arrives, so
+# every bucket launches. A small all-reduce of a "used" flag per parameter then tells every rank
+# which parameters *no* rank used: their `.grad` is left alone (`None` stays `None`, so the
+# optimizer skips them); one used by some ranks only gets the average with zeros from the others.
+# Against one process computing the mean of the ranks' losses, over the three steps:
+
+# %%
+from course_lib.distributed.ddp import _reachable_parameters
+
+show_source(_reachable_parameters)
+
+# %% tags=["nbval-check-output"]
+for out in unused:
+    assert out["simple_vs_single"] <= 1e-6 and out["torch_vs_single"] <= 1e-6
+    assert out["expert1_grad_is_none_after_step1"]  # no rank used it: no gradient, as in one process
+print("find_unused_parameters=True: SimpleDDP = torch DDP = one process to 1e-6 at every step, "
+      "including 'no rank used expert 1' and 'only rank 0 used it'")
+
+# %% [markdown]
+# The price: a graph traversal after every forward and one extra small all-reduce per step, which
+# is why it is off by default. If no rank's loss
+# reaches any parameter, or if only some ranks skip a parameter without the flag, the other
+# ranks wait in an all-reduce that never completes — `launch`'s timeout names the rank.
+
+# %% [markdown]
 # ### Loss curves on 2 processes
 #
 # The training script `course_lib.distributed.training.run_training` fits a small MLP to a fixed
@@ -392,6 +520,68 @@ assert wide_runs[8.0]["buckets"] == 1 and not overlaps_backward(wide_runs[8.0]["
 # is nearly free, so the differences are small and noisy. On GPUs with a real interconnect,
 # backward runs on the GPU while NCCL moves the first buckets, and the overlap is what lets DDP
 # scale; the 25 MB default balances per-message latency against starting early.
+
+# %% [markdown]
+# ## Data and checkpoints in real DDP training
+#
+# ### Each rank its own shard: `DistributedSampler` and `set_epoch`
+#
+# In real code each rank's `DataLoader` takes a `torch.utils.data.DistributedSampler(dataset)`,
+# which shuffles the indices with a seed, pads them to a multiple of $N$ and gives rank $r$
+# every $N$-th one starting at $r$. The shuffle's seed is `seed + epoch`, and the sampler only
+# learns the epoch through `sampler.set_epoch(epoch)`: forget it and every epoch visits the same
+# order. `experiment.sampler_shards` builds the samplers of 3 ranks for 10 examples (in one
+# process — the sampler takes `num_replicas` and `rank` as arguments):
+
+# %%
+for set_epoch in (False, True):
+    shards = experiment.sampler_shards(10, 3, epochs=2, set_epoch=set_epoch)
+    print(f"set_epoch={set_epoch!s:<5}: epoch 0 {shards[0]}\n                 epoch 1 {shards[1]}")
+    if set_epoch:
+        assert shards[1] != shards[0]  # a new order every epoch
+    else:
+        assert shards[1] == shards[0]  # the same order, epoch after epoch
+    for epoch in shards:
+        flat = [i for shard in epoch for i in shard]
+        assert set(flat) == set(range(10)) and len(flat) == 12  # covers the data set, padded to 3 × 4
+        repeated = sorted(i for i in set(flat) if flat.count(i) > 1)
+        assert len(repeated) == 2 and all(len(shard) == 4 for shard in epoch)
+print(f"10 examples on 3 ranks: 4 per rank, so 2 are visited twice per epoch (last epoch: {repeated})")
+shards = experiment.sampler_shards(12, 3, epochs=1)[0]
+assert sorted(i for shard in shards for i in shard) == list(range(12))  # divisible: disjoint, no padding
+
+# %% [markdown]
+# The padding repeats the first indices of the shuffled order so that every rank runs the same
+# number of steps — a rank with one batch fewer would leave its peers waiting in an all-reduce.
+# (`drop_last=True` drops the tail instead; evaluation that must count every example once needs
+# care either way.)
+#
+# ### Saving a checkpoint: rank 0 writes, everyone loads
+#
+# The replicas are identical after every step, so one copy of the state is the checkpoint. Only
+# rank 0 writes: $N$ processes writing the same path at once can interleave and leave a corrupt
+# file (and on a shared file system cost $N$ times the I/O). Then a **barrier**, so no rank reads
+# before rank 0 has finished — and rank 0 writes to a temporary name and renames it, so a file
+# under the real name is always complete. Every rank loads with `map_location=` its own device:
+# a checkpoint saved from `cuda:0` would otherwise put every process's copy on GPU 0.
+# `experiment.checkpoint_on_rank0` trains a DDP model 3 steps on 2 processes, saves, and loads
+# into fresh models whose random weights differ per rank:
+
+# %%
+import tempfile
+
+from course_lib.distributed.experiment import checkpoint_on_rank0
+
+show_source(checkpoint_on_rank0)
+
+# %% tags=["nbval-check-output"]
+with tempfile.TemporaryDirectory() as directory:
+    saved = launch(checkpoint_on_rank0, 2, (directory,), show_output=False).results
+for rank, out in enumerate(saved):
+    print(f"rank {rank}: wrote {out['wrote']}, saw {out['files']}, fresh weights differed across ranks "
+          f"{out['differed_before_load']}, after loading: max |difference| from rank 0 {out['max_diff_across_ranks']}")
+    assert out["wrote"] == (rank == 0) and out["files"] == ["checkpoint.pt"]
+    assert out["differed_before_load"] and out["max_diff_across_ranks"] == 0.0 and out["max_diff_vs_trained"] == 0.0
 
 # %% [markdown]
 # ## When a rank fails
@@ -558,6 +748,15 @@ gradient_averaging_hook.check(my_gradient_averaging_hook);
 #   PyTorch's DDP to 1e-6. Dividing before the sum keeps FP16 gradients from overflowing.
 # * `no_sync()` makes gradient accumulation communicate once per optimizer step, not once per
 #   micro-batch (4× fewer bytes for 4 micro-batches, the same gradients).
+# * The **α-β model** $t \approx 2(N-1)\alpha + \frac{2(N-1)}{N} n\beta$, fitted to this
+#   chapter's `timing.compare` medians, gives a latency per ring step and an effective bandwidth;
+#   below $n^* = N\alpha/\beta$ latency dominates — why gradients travel in large buckets.
+# * A forward that skips parameters needs **`find_unused_parameters=True`**: DDP otherwise takes a
+#   silently unsynchronised step and fails at the next forward; SimpleDDP fails in that backward.
+#   With it, SimpleDDP = DDP = one process, `None` gradients kept for parameters no rank used.
+# * **`DistributedSampler.set_epoch(epoch)`** every epoch, or every epoch repeats the same order;
+#   shards are disjoint and padded by repeating a few indices when $N$ does not divide the data.
+# * **Checkpoints**: rank 0 writes (atomically), a barrier, every rank loads with `map_location`.
 # * Multi-process code needs **fault handling**: a dead rank must stop everyone, with its name
 #   on the error.
 #
