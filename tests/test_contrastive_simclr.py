@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from course_lib.contrastive import (
     DigitEncoder,
@@ -121,6 +123,20 @@ def test_barlow_twins_values_at_collapse_and_at_perfect_decorrelation():
     q, _ = torch.linalg.qr(torch.randn(64, 4, dtype=torch.float64))
     z = (q - q.mean(0)) / (q - q.mean(0)).std(0, unbiased=False)
     assert barlow_twins(z, z, eps=1e-12).item() < 0.05
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 12), d=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_barlow_twins_is_symmetric_in_the_views_and_invariant_to_batch_order(n, d, seed):
+    # C(z2, z1) = C(z1, z2)ᵀ has the same diagonal and the same off-diagonal squares; the batch
+    # mean and variance, and the sum over rows in C, do not depend on the order of the rows.
+    gen = torch.Generator().manual_seed(seed)
+    z1, z2 = torch.randn(2, n, d, dtype=torch.float64, generator=gen)
+    perm = torch.randperm(n, generator=gen)
+    loss = barlow_twins(z1, z2)
+    torch.testing.assert_close(barlow_twins(z2, z1), loss)
+    torch.testing.assert_close(barlow_twins(z1[perm], z2[perm]), loss)
+    assert loss.item() >= 0
 
 
 def test_negative_cosine_matches_simsiam_pseudocode_and_stops_the_gradient():
