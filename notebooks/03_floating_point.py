@@ -384,7 +384,7 @@ for s, fl, sub, ov in zip(act.loss_scales, act.flushed, act.subnormal, act.overf
     print(f"{'2^' + str(int(math.log2(s))):<12}{fl:>14.2%}{sub:>11.2%}{ov:>10.2%}")
 
 # %%
-for j, (s, fl) in enumerate(zip(act.loss_scales, act.flushed)):  # the fractions are what the histogram shows
+for s, fl in zip(act.loss_scales, act.flushed):  # the fractions are what the histogram shows
     shift = int(math.log2(s))  # a power-of-two scale moves every value by exactly `shift` bins
     left_of_2_25 = int(act.counts[act.log2_edges[1:] + shift <= -25].sum())
     ties = int((g_act.abs().double() * s == 2.0**-25).sum())  # exactly 2^-25 rounds to 0 too (tie to even)

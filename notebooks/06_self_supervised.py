@@ -430,7 +430,7 @@ plt.show()
 
 # %% [markdown]
 # **Pretraining.** 30 epochs over the unlabelled training images, batches of 256 (so each view has
-# 510 negatives), $\tau = 0.2$, Adam; a few seconds on one CPU core. Before training, the random
+# 510 negatives), $\tau = 0.2$, Adam (the configuration printed above). Before training, the random
 # network maps every image to nearly the same direction, so every logit is alike and the loss
 # starts at $\log(2N - 1)$, the loss of guessing uniformly.
 
