@@ -1,5 +1,7 @@
 """Shared test fixtures."""
 
+import functools
+import itertools
 import os
 
 # Before anything imports torchvision (which imports triton): course_lib must switch on Triton's
@@ -24,3 +26,16 @@ def _close_figures():
     """Close the figures a test's views opened, so hundreds of tests don't pile them up."""
     yield
     plt.close("all")
+
+
+_toy_ids = itertools.count()
+
+
+@pytest.fixture
+def toy():
+    """A fresh throw-away export API (chapter 5): (its name, its export decorator); cleared afterwards."""
+    from course_lib._export import api_export, clear
+
+    name = f"toy_api_{next(_toy_ids)}"
+    yield name, functools.partial(api_export, api_name=name)
+    clear(name)

@@ -31,14 +31,6 @@ from course_lib.chapters import CHAPTERS
 _ids = itertools.count()
 
 
-@pytest.fixture
-def toy():
-    """A fresh throw-away API: (its name, its export decorator); cleared afterwards."""
-    name = f"toy_api_{next(_ids)}"
-    yield name, functools.partial(api_export, api_name=name)
-    clear(name)
-
-
 # --- the decorator ------------------------------------------------------------------------
 
 

@@ -13,10 +13,8 @@ import pytest
 from course_lib.api import (
     DeprecatedEndpointWarning,
     SymbolExposedTwiceError,
-    api_export,
     canonical_name,
     check_api,
-    clear,
     declared_names,
     deprecated_endpoints,
     deprecated_names,
@@ -33,11 +31,19 @@ _ids = itertools.count()
 
 
 @pytest.fixture
-def toy():
-    """A fresh throw-away API: (its name, its export decorator); cleared afterwards."""
-    name = f"mech_api_{next(_ids)}"
-    yield name, functools.partial(api_export, api_name=name)
-    clear(name)
+def scratch_module():
+    """Make throw-away modules registered in sys.modules (the generator imports by name); removed afterwards."""
+    made: list[str] = []
+
+    def make(name: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        sys.modules[name] = module
+        made.append(name)
+        return module
+
+    yield make
+    for name in made:
+        sys.modules.pop(name, None)
 
 
 def _logged(fn):
@@ -184,10 +190,9 @@ def test_deprecated_name_warns_once_and_only_through_that_name(toy):
 # --- the generator ------------------------------------------------------------------------
 
 
-def _toy_package(api, exp):
+def _toy_package(api, exp, make_module):
     """A throw-away module in sys.modules whose functions are exported under ``api``."""
-    module = types.ModuleType(f"{api}_src")
-    sys.modules[module.__name__] = module
+    module = make_module(f"{api}_src")
 
     def add(a, b):
         return a + b
@@ -202,50 +207,39 @@ def _toy_package(api, exp):
     return module
 
 
-def test_generate_api_writes_one_module_per_namespace_and_picks_the_defining_import(toy, tmp_path):
+def test_generate_api_writes_one_module_per_namespace_and_picks_the_defining_import(toy, scratch_module, tmp_path):
     api, exp = toy
-    module = _toy_package(api, exp)
-    try:
-        texts = generate_api([module.__name__], f"{api}_out", api_name=api, compat=True)
-        assert set(texts) == {"", "math", "nn", "compat", "compat.v1", "compat.v1.math", "compat.v1.nn",
-                              "compat.v2", "compat.v2.math", "compat.v2.nn"}
-        assert f"from {module.__name__} import add\n" in texts["math"]  # priority: name == __name__
-        assert "add_alias" not in texts["math"]
-        assert f"from {api}_out import math" in texts[""]
-        write_api(texts, tmp_path, f"{api}_out")
-        assert (tmp_path / f"{api}_out" / "compat" / "v1" / "math" / "__init__.py").exists()
-        assert check_api(tmp_path, f"{api}_out", api_name=api, compat=True) == 3 + 2 + 3
-        assert f"{api}_out" not in sys.modules
-    finally:
-        del sys.modules[module.__name__]
+    module = _toy_package(api, exp, scratch_module)
+    texts = generate_api([module.__name__], f"{api}_out", api_name=api, compat=True)
+    assert set(texts) == {"", "math", "nn", "compat", "compat.v1", "compat.v1.math", "compat.v1.nn",
+                          "compat.v2", "compat.v2.math", "compat.v2.nn"}
+    assert f"from {module.__name__} import add\n" in texts["math"]  # priority: name == __name__
+    assert "add_alias" not in texts["math"]
+    assert f"from {api}_out import math" in texts[""]
+    write_api(texts, tmp_path, f"{api}_out")
+    assert (tmp_path / f"{api}_out" / "compat" / "v1" / "math" / "__init__.py").exists()
+    assert check_api(tmp_path, f"{api}_out", api_name=api, compat=True) == 3 + 2 + 3
+    assert f"{api}_out" not in sys.modules
 
 
-def test_generate_api_refuses_two_objects_under_one_name(toy):
+def test_generate_api_refuses_two_objects_under_one_name(toy, scratch_module):
     api, exp = toy
-    module = types.ModuleType(f"{api}_twice")
-    sys.modules[module.__name__] = module
-    try:
-        module.first = exp("same")(lambda: 1)
-        impostor = lambda: 2  # noqa: E731
-        setattr(impostor, f"_{api}_api_names", ("same",))  # as TF's dict would take it silently
-        module.second = impostor
-        with pytest.raises(SymbolExposedTwiceError, match=r"same.*first.*second"):
-            generate_api([module.__name__], "out", api_name=api)
-    finally:
-        del sys.modules[module.__name__]
+    module = scratch_module(f"{api}_twice")
+    module.first = exp("same")(lambda: 1)
+    impostor = lambda: 2  # noqa: E731
+    setattr(impostor, f"_{api}_api_names", ("same",))  # as TF's dict would take it silently
+    module.second = impostor
+    with pytest.raises(SymbolExposedTwiceError, match=r"same.*first.*second"):
+        generate_api([module.__name__], "out", api_name=api)
 
 
-def test_generate_api_refuses_a_name_that_is_symbol_and_namespace(toy):
+def test_generate_api_refuses_a_name_that_is_symbol_and_namespace(toy, scratch_module):
     api, exp = toy
-    module = types.ModuleType(f"{api}_clash")
-    sys.modules[module.__name__] = module
-    try:
-        module.ops = exp("ops")(lambda: 1)
-        module.nms = exp("ops.nms")(lambda: 2)
-        with pytest.raises(ValueError, match="also a namespace"):
-            generate_api([module.__name__], "out", api_name=api)
-    finally:
-        del sys.modules[module.__name__]
+    module = scratch_module(f"{api}_clash")
+    module.ops = exp("ops")(lambda: 1)
+    module.nms = exp("ops.nms")(lambda: 2)
+    with pytest.raises(ValueError, match="also a namespace"):
+        generate_api([module.__name__], "out", api_name=api)
 
 
 def test_generate_api_bad_arguments():
@@ -257,17 +251,14 @@ def test_generate_api_bad_arguments():
         generate_api(["course_lib"], "out", version="v3")
 
 
-def test_check_api_reports_a_missing_name(toy, tmp_path):
+def test_check_api_reports_a_missing_name(toy, scratch_module, tmp_path):
     api, exp = toy
-    module = _toy_package(api, exp)
-    try:
-        texts = generate_api([module.__name__], f"{api}_gap", api_name=api)
-        texts["nn"] = texts["nn"].replace("import relu\n", "import relu as relu_renamed\n")
-        write_api(texts, tmp_path, f"{api}_gap")
-        with pytest.raises(LookupError, match=r"nn\.relu is missing"):
-            check_api(tmp_path, f"{api}_gap", api_name=api)
-    finally:
-        del sys.modules[module.__name__]
+    module = _toy_package(api, exp, scratch_module)
+    texts = generate_api([module.__name__], f"{api}_gap", api_name=api)
+    texts["nn"] = texts["nn"].replace("import relu\n", "import relu as relu_renamed\n")
+    write_api(texts, tmp_path, f"{api}_gap")
+    with pytest.raises(LookupError, match=r"nn\.relu is missing"):
+        check_api(tmp_path, f"{api}_gap", api_name=api)
 
 
 def test_the_course_api_generated_from_its_registry_resolves_every_name(tmp_path):
