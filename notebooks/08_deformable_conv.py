@@ -411,10 +411,10 @@ print("a fresh deformable network == its plain twin (offsets 0; the layer == F.c
 
 # %% [markdown]
 # Training: Adam with a one-cycle schedule, a fresh batch of 64 scaled digits every step
-# (`train_classifier`, configured by `ScaleConfig`). On scaled digits the loss stays near chance
-# ($\ln 10 \approx 2.30$) for the first hundred steps or so, too long to wait for here; so the live
-# run takes the easy version of the task — the digits at their own 8×8 size (`canvas=8`, scale 1),
-# where 80 steps suffice — to watch the loop learn and the offsets leave the regular grid:
+# (`train_classifier`, configured by `ScaleConfig`). On scaled digits a useful network takes the
+# few hundred steps of the offline run below, too long to wait for here; so the live run takes the
+# easy version of the task — the digits at their own 8×8 size (`canvas=8`, scale 1), where 80
+# steps suffice (asserted) — to watch the loop learn and the offsets leave the regular grid:
 
 # %%
 live_config = ScaleConfig(canvas=8, min_scale=1.0, max_scale=1.0, batch=32, steps=80, lr=2e-2, seed=0)
@@ -426,8 +426,8 @@ print(f"{live_config.steps} steps on 8x8 digits: mean loss of the first 5 steps 
 assert last < 0.5 * first and live_offsets.abs().max() > 0
 
 # %% [markdown]
-# A useful network needs a few hundred steps — minutes on a CPU, mostly in the deformable layer's
-# gathers — so it was trained offline with `python -m course_lib.deform.train`
+# A useful network needs a few hundred steps (the configuration printed below) — minutes on a CPU,
+# mostly in the deformable layer's gathers — so it was trained offline with `python -m course_lib.deform.train`
 # (`course_lib/deform/train.py`): the deformable network and its plain twin, for three seeds; the
 # first seed's models and every seed's measurements are in a committed checkpoint of a few dozen
 # kilobytes. Here we load it and measure everything again, live, on 1000 test digits.
@@ -437,6 +437,8 @@ from course_lib.deform.experiment import accuracy, held_out_digits, load_classif
 
 models, config, info = load_classifiers()
 print("trained by:", info["command"].strip(), "--", config)
+print(f"training time recorded for one seed: deformable {info['train_seconds']['deformable']:.0f} s, "
+      f"plain twin {info['train_seconds']['plain']:.0f} s")
 test = held_out_digits(config, 1000)
 acc = {name: accuracy(model, test) for name, model in models.items()}
 measured = measure_offsets(models["deformable"], test, buckets=5)
