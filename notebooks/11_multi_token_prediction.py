@@ -342,25 +342,22 @@ for r in ablation:
 print(f"for comparison, Medusa head 0 of chapter 10 ({per_head_with_output:,} parameters, "
       f"{speculative.load_heads(model)[1]['steps']} steps): agreement {head0_agreement:.3f}")
 last = budgets[-1]
-token_gain = row["mtp", last].acceptance - row["hidden_only", last].acceptance
-context_gain = row["hidden_only", last].acceptance - row["medusa_block", last].acceptance
-budget_gain = {v: row[v, last].acceptance - row[v, budgets[0]].acceptance for v in variants}
-print(f"at {last} steps: the next token's embedding adds {token_gain:+.3f} to the acceptance, attention over "
-      f"earlier positions {context_gain:+.3f}; from {budgets[0]} to {last} steps each variant gains "
+token_gain = row["mtp", last].agreement - row["hidden_only", last].agreement
+context_gain = row["hidden_only", last].agreement - row["medusa_block", last].agreement
+budget_gain = {v: row[v, last].agreement - row[v, budgets[0]].agreement for v in variants}
+print(f"agreement at {last} steps: the next token's embedding adds {token_gain:+.3f}, attention over earlier "
+      f"positions {context_gain:+.3f}; from {budgets[0]} to {last} steps each variant gains "
       + ", ".join(f"{v} {g:+.3f}" for v, g in budget_gain.items()))
 first = budgets[0]
 # told the next token, the module beats the same block without it at every budget (teacher-forced),
-# and while decoding at the largest budget by far more than attention over earlier positions does
+# by far more than attention over earlier positions adds
 assert all(row["mtp", b].accuracy > row["hidden_only", b].accuracy + 0.03 for b in budgets)
 assert all(row["mtp", b].agreement > row["hidden_only", b].agreement + 0.03 for b in budgets)
-assert token_gain > abs(context_gain) + 0.1
+assert token_gain > abs(context_gain) + 0.05
 # attention over earlier positions: no measurable difference in agreement at any budget
 assert all(abs(row["hidden_only", b].agreement - row["medusa_block", b].agreement) < 0.03 for b in budgets)
 assert all(row[v, last].agreement > row[v, first].agreement + 0.05 for v in variants)  # budget helps each
-assert all(row[v, last].acceptance > row[v, first].acceptance for v in variants)
-assert max(r.acceptance for r in ablation) < 0.85  # every one below DeepSeek-V3's reported 85–90 %
-assert (row["mtp", last].acceptance - row["mtp", first].acceptance
-        > row["mtp", last].agreement - row["mtp", first].agreement)  # decoding gains more than agreement
+assert max(r.agreement for r in ablation) < 0.85  # every one below DeepSeek-V3's reported 85–90 %
 assert abs(row["medusa_block", last].agreement - head0_agreement) < 0.05  # block-sized head ≈ ch. 10's head
 
 # %%
@@ -383,25 +380,27 @@ plt.show()
 # What the ablation says about this model:
 #
 # * **The next token is what matters.** At equal size, equal training and every budget, the
-#   module told $t_{i+1}$ is right more often than the same block without it, and while decoding
-#   at the largest budget the gap is larger still. Attention over earlier positions, on the other
-#   hand, buys nothing measurable: `hidden_only` and `medusa_block` agree with the main model
-#   equally often (asserted), and their acceptances while decoding differ by a few points over a
-#   few hundred passes — no sign that seeing earlier positions helps. The main model's $h^0_i$
+#   module told $t_{i+1}$ is right more often, and agrees with the main model more often, than the
+#   same block without it (asserted, teacher-forced). Attention over earlier positions, on the
+#   other hand, buys nothing measurable: `hidden_only` and `medusa_block` agree with the main
+#   model equally often (asserted). The main model's $h^0_i$
 #   already summarises the context; what a drafter lacks is the token the main model is about to
 #   commit — exactly the input DeepSeek-V3 (and EAGLE) feed it. Section 3's gap between MTP and
 #   Medusa is this input, not size: the block-sized Medusa head agrees with the main model about
 #   as often as chapter 10's much smaller head (trained longer, and started from the base head).
-# * **Budget buys agreement, and acceptance more.** Every variant improves from the smallest to
-#   the largest budget; for the full module, acceptance while decoding grows faster than
-#   teacher-forced agreement — decoding runs on the model's own, more repetitive greedy text. An
-#   early snapshot is not a shorter run (its learning rate had not decayed), so read the curve as
-#   "how far this one run had got".
+# * **Budget buys agreement.** Every variant agrees with the main model more often at the largest
+#   budget than at the smallest (asserted). An early snapshot is not a shorter run (its learning
+#   rate had not decayed), so read the curve as "how far this one run had got".
+# * **Acceptance while decoding is the noisier column.** It is measured on four greedy decodes,
+#   and a greedy decode that falls into repetitive text drafts easily: which text it falls into
+#   depends on the last bits of the logits, so this column can move between torch builds and
+#   machines by much more than the teacher-forced ones. No claim here rests on it.
 # * **Nowhere near 85–90 %.** DeepSeek-V3 reports 85–90 % second-token acceptance (technical
 #   report, §5.4.3) for an MTP module trained *jointly* with a 671 B-parameter main model on
-#   14.8 T tokens. A few hundred CPU steps on a four-layer byte-level model buy tens of
-#   percentage points here, and the curve is still rising at the last budget — but closing the
-#   rest would take training at a scale, and a main model, this chapter does not have.
+#   14.8 T tokens. Here a few hundred CPU steps on a four-layer byte-level model raise the
+#   teacher-forced agreement by the points printed above, all of it below 85 % (asserted) —
+#   closing the rest would take training at a scale, and a main model, this chapter does not
+#   have.
 
 # %% [markdown]
 # ## 6 · Watch the drafts
@@ -516,7 +515,8 @@ module_input.check(my_module_input);
 #   (section 5: the same block with and without the next token's embedding, and as a Medusa-style
 #   head that sees one position, all trained alike) puts the gain on the token input; attention
 #   over earlier positions adds nothing measurable. More training steps raise every variant's
-#   acceptance, but on this tiny model none comes near DeepSeek-V3's reported 85–90 %.
+#   agreement with the main model, but on this tiny model none reaches DeepSeek-V3's reported
+#   85–90 %.
 # * Not shown here: the training-time benefit DeepSeek-V3 reports from the MTP loss itself —
 #   it needs joint training at a scale this laptop-sized chapter does not reach.
 #

@@ -147,12 +147,15 @@ def _reachable_parameters(output: Any) -> set[int]:
         elif isinstance(item, (list, tuple)):
             pending.extend(item)
     reached: set[int] = set()
-    seen: set[int] = set()
+    # Visited nodes are kept alive here, not only their ids: torch may hand out a fresh Python
+    # wrapper for a graph node on each `next_functions` call (2.11 does), and a freed wrapper's id
+    # can be reused by the next one, which would then be skipped as "seen".
+    seen: dict[int, Any] = {}
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
-        seen.add(id(node))
+        seen[id(node)] = node
         if isinstance(node, torch.Tensor):
             reached.add(id(node))
             continue
