@@ -395,7 +395,7 @@ plt.show()
 #   and a greedy decode that falls into repetitive text drafts easily: which text it falls into
 #   depends on the last bits of the logits, so this column can move between torch builds and
 #   machines by much more than the teacher-forced ones. No claim here rests on it.
-# * **Nowhere near 85–90 %.** DeepSeek-V3 reports 85–90 % second-token acceptance (technical
+# * **Agreement stays below 85–90 %.** DeepSeek-V3 reports 85–90 % second-token acceptance (technical
 #   report, §5.4.3) for an MTP module trained *jointly* with a 671 B-parameter main model on
 #   14.8 T tokens. Here a few hundred CPU steps on a four-layer byte-level model raise the
 #   teacher-forced agreement by the points printed above, all of it below 85 % (asserted) —
