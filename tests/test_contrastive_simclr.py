@@ -162,6 +162,24 @@ def test_losses_without_negatives_bad_arguments():
         barlow_twins(torch.randn(4, 3), torch.randn(4, 3), eps=0.0)
     with pytest.raises(ValueError, match="z has"):
         negative_cosine(torch.randn(4, 3), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="D >= 1"):
+        barlow_twins(torch.zeros(4, 0), torch.zeros(4, 0))
+
+
+def test_losses_without_negatives_at_the_edges_follow_their_references():
+    # The references: SimSiam's D is -F.cosine_similarity(p, z).mean(); Barlow Twins standardises
+    # with BatchNorm1d(affine=False) statistics. Empty batches, zero vectors, NaN and inf as they do.
+    z = torch.randn(4, 3)
+    bad = z.clone()
+    for value in (float("nan"), float("inf"), float("-inf")):
+        bad[0, 0] = value
+        assert torch.isnan(barlow_twins(bad, z))  # a non-finite entry poisons its column's statistics
+        assert torch.isnan(negative_cosine(bad, z))
+        assert torch.isnan(-F.cosine_similarity(bad, z, dim=-1).mean())
+    empty = torch.zeros(0, 3)
+    assert torch.isnan(negative_cosine(empty, empty)) and torch.isnan(-F.cosine_similarity(empty, empty).mean())
+    zero, other = torch.zeros(2, 3), torch.randn(2, 3)
+    assert negative_cosine(zero, other).item() == -F.cosine_similarity(zero, other, dim=-1).mean().item() == 0.0
 
 
 # --- SimCLR ---------------------------------------------------------------------------------

@@ -251,11 +251,13 @@ def barlow_twins(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3, eps: f
 
     Raises:
         TypeError / ValueError: as :func:`info_nce`; ``N < 2`` (a variance needs two rows),
-        ``lambd < 0``, ``eps <= 0``.
+        ``D < 1``, ``lambd < 0``, ``eps <= 0``.
     """
     _check_pair("z1", z1, "z2", z2, 1.0, "mean")
     if z1.shape[0] < 2:
         raise ValueError(f"z1 and z2 need at least 2 rows to standardise over the batch; got {tuple(z1.shape)}")
+    if z1.shape[1] < 1:
+        raise ValueError(f"z1 and z2 need at least 1 embedding dimension (D >= 1); got {tuple(z1.shape)}")
     lambd = _checks.real("lambd", lambd, minimum=0.0)
     eps = _checks.real("eps", eps, minimum=0.0, open_min=True)
 
