@@ -63,9 +63,9 @@ def main() -> None:
     state = lm.code_prompts(lm.load_corpus().val, 1, 64 + args.tokens // 2)[0]
     for r in rows[1:]:
         tree, acceptance = r.method.split("/")[1:]
-        # the prediction and a measured decode of the first prompt come from one interleaved run
+        # the prediction and measured decodes of the prompts come from one interleaved run
         b = experiment.step_breakdown(model, heads, state, tree, acceptance, repeats=args.repeats,
-                                      decode_prompt=prompts[0], max_new_tokens=args.tokens)
+                                      decode_prompts=prompts, max_new_tokens=args.tokens)
         predicted = b.predicted_speedup(b.tokens_per_step, args.tokens)
         print(f"{r.method:24s} {b.forward_ratio:9.2f} {b.overhead:8.2f} "
               f"{b.forward_only_speedup(b.tokens_per_step):8.2f} {predicted:9.2f} {b.measured_speedup:8.2f} "

@@ -442,19 +442,26 @@ def test_compare_decoding_forward_time_and_step_breakdown():
         forward_time(model, (2, 4))
     with pytest.raises(ValueError, match="at least one prompt"):
         compare_decoding(model, heads, [], 4)
-    b = step_breakdown(model, heads, encode("def f(x):"), "small", repeats=3, decode_prompt=prompts[1],
+    b = step_breakdown(model, heads, encode("def f(x):"), "small", repeats=3, decode_prompts=prompts[:2],
                        max_new_tokens=12)
-    assert isinstance(b, StepBreakdown) and b.nodes == 7 and b.cache_len == 9
-    run = medusa_generate(model, heads, prompts[1], 12, tree="small")
-    # per forward pass: a last step that only emits the root costs no pass
-    assert b.tokens_per_step == 12 / sum(s.forward_pass for s in run.steps)
+    assert isinstance(b, StepBreakdown) and b.nodes == 7 and b.cache_len == 9 and b.num_prompts == 2
+    runs = [medusa_generate(model, heads, p, 12, tree="small") for p in prompts[:2]]
+    # per forward pass, pooled over the prompts: a last step that only emits the root costs no pass
+    assert b.tokens_per_step == 24 / sum(s.forward_pass for r in runs for s in r.steps)
     assert b.measured_speedup == pytest.approx(b.decode_plain.median / b.decode.median) and b.max_new_tokens == 12
+    # the prediction charges every prompt: k prefills, k * (n - 1) plain steps, k * n / tokens-per-step steps
+    P, c1, step = b.prefill.median, b.plain.median, b.step.median
+    assert b.predicted_speedup(2.0, 12) == pytest.approx((P + 2 * 11 * c1) / (P + 2 * 12 / 2.0 * step))
     assert list(b.phases) == ["candidates", "forward", "acceptance", "compaction", "heads"]
     assert b.forward_ratio == pytest.approx(b.phases["forward"].median / b.plain.median)
     assert b.predicted_speedup(2.0) == pytest.approx(2.0 / (b.forward_ratio + b.overhead))
     assert b.predicted_speedup(2.0) == pytest.approx(2.0 * b.plain.median / b.step.median)
     with pytest.raises(ValueError, match="prompt must hold 1 .. block_size - 7"):
         step_breakdown(model, heads, encode("x" * 60), "small")
+    with pytest.raises(TypeError, match="decode_prompts must be a sequence"):
+        step_breakdown(model, heads, encode("def f(x):"), "small", decode_prompts=prompts[1])
+    no_decode = step_breakdown(model, heads, encode("def f(x):"), "small", repeats=1)
+    assert no_decode.num_prompts == 1 and no_decode.tokens_per_step is None and math.isnan(no_decode.measured_speedup)
 
 
 def test_cost_model_arithmetic():

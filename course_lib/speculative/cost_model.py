@@ -38,11 +38,12 @@ class StepBreakdown:
     phases: dict[str, Timing]  # the step's parts, in order; "forward" is the pass over N tokens
     step: Timing  # the whole step, as the decoding loop runs it
     plain: Timing  # one plain greedy step at the same cache length, as lm.generate's loop runs it: c(1) + argmax
-    prefill: Timing  # the prompt's forward pass, paid once by plain and speculative decoding alike
-    decode_plain: Timing | None = None  # optional: a whole plain greedy decode, timed in the same run
-    decode: Timing | None = None  # optional: the same decode by the speculative method, same run
-    tokens_per_step: float | None = None  # of that speculative decode, per step with a forward pass
-    max_new_tokens: int | None = None  # of both decodes
+    prefill: Timing  # the prompts' forward passes, paid once by plain and speculative decoding alike
+    decode_plain: Timing | None = None  # optional: plain greedy decodes of the prompts, timed in the same run
+    decode: Timing | None = None  # optional: the same decodes by the speculative method, same run
+    tokens_per_step: float | None = None  # of those speculative decodes, per step with a forward pass
+    max_new_tokens: int | None = None  # of every decode
+    num_prompts: int = 1  # prompts decoded by one call of decode / decode_plain (and prefilled by prefill)
 
     @property
     def measured_speedup(self) -> float:
@@ -73,12 +74,14 @@ class StepBreakdown:
     def predicted_speedup(self, tokens_per_step: float, max_new_tokens: int | None = None) -> float:
         """E[tokens per step] / (c(N)/c(1) + overhead); with ``max_new_tokens``, the prefill included.
 
-        With n new tokens, plain decoding pays prefill + (n − 1)·c(1) (the prefill gives the
-        first token) and speculative decoding prefill + (n / tokens per step)·step.
+        With n new tokens for each of the k = ``num_prompts`` prompts, plain decoding pays
+        prefill + k·(n − 1)·c(1) (each prefill gives its prompt's first token) and speculative
+        decoding prefill + k·(n / tokens per step)·step, ``prefill`` being the time of all k.
         """
         _checks.real("tokens_per_step", tokens_per_step, minimum=0.0, open_min=True)
         if max_new_tokens is None:
             return tokens_per_step / (self.forward_ratio + self.overhead)
         n = _checks.integer("max_new_tokens", max_new_tokens, minimum=1)
-        plain = self.prefill.median + (n - 1) * self.plain.median
-        return plain / (self.prefill.median + n / tokens_per_step * self.step.median)
+        k = self.num_prompts
+        plain = self.prefill.median + k * (n - 1) * self.plain.median
+        return plain / (self.prefill.median + k * n / tokens_per_step * self.step.median)

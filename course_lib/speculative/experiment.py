@@ -38,7 +38,7 @@ import torch
 
 from course_lib import _checks
 from course_lib._export import export
-from course_lib.lm.generate import generate, next_token
+from course_lib.lm.generate import check_prompt, generate, next_token
 from course_lib.lm.model import GPT, KVCache
 from course_lib.lm.quality import continuation_nll, repetition_rate
 from course_lib.speculative.cost_model import StepBreakdown
@@ -133,12 +133,14 @@ def _check_prompt_state(model: GPT, prompt: torch.Tensor, nodes: int) -> torch.T
 @torch.no_grad()
 def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: MedusaTree | str = "medium",
                    acceptance: str = "greedy", typical: TypicalConfig | None = None,
-                   repeats: int = 7, decode_prompt: torch.Tensor | None = None,
+                   repeats: int = 7, decode_prompts: Sequence[torch.Tensor] = (),
                    max_new_tokens: int = 128) -> StepBreakdown:
     """Time each phase of a Medusa step, the whole step, a plain step and the prefill, interleaved.
 
     The state is the one after the prefill of ``prompt`` (its length sets the cache length);
     every timed call starts from it again (the cache's ``length`` is reset before each call).
+    The prefill timed is that of ``decode_prompts`` when given (the one the decodes pay), else
+    that of ``prompt``.
 
     Args:
         model, heads: the base model and its heads.
@@ -147,16 +149,27 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
         acceptance: ``"greedy"`` or ``"typical"``.
         typical: typical acceptance's parameters.
         repeats: samples per alternative.
-        decode_prompt: if given, a whole plain decode and a whole Medusa decode of
-            ``max_new_tokens`` tokens from it are timed in the same interleaved run, so the cost
-            model's prediction and the measured speed-up share the machine's conditions.
+        decode_prompts: if given, Tensor[T] prompts: one call decodes each of them by plain
+            greedy decoding, another by Medusa (``max_new_tokens`` tokens each), timed in the
+            same interleaved run, so the cost model's prediction and the measured speed-up share
+            the machine's conditions; the prefill is then theirs, and the tokens per step are
+            pooled over them. Several prompts make E[tokens per step] an average, not one
+            prompt's luck, and a longer sample steadies the timing.
         max_new_tokens: the decodes' length.
 
     Returns:
         A :class:`StepBreakdown` whose phases are ``candidates``, ``forward``, ``acceptance``,
         ``compaction`` and ``heads``.
+
+    Raises:
+        TypeError: ``decode_prompts`` is a tensor rather than a sequence of them.
+        ValueError: ``prompt`` leaves no room for the tree, a decode prompt too long for
+            ``max_new_tokens`` more tokens, ``max_new_tokens < 1``.
     """
     _checks.instance("heads", heads, MedusaHeads)
+    if isinstance(decode_prompts, torch.Tensor):
+        raise TypeError(f"decode_prompts must be a sequence of Tensor[T] prompts; got a Tensor of shape "
+                        f"{tuple(decode_prompts.shape)} (wrap one prompt in a list)")
     _checks.one_of("acceptance", acceptance, ("greedy", "typical"))
     label = tree if isinstance(tree, str) else f"{tree.num_nodes}-node tree"
     tree = tree if isinstance(tree, MedusaTree) else medusa_tree(tree)
@@ -172,6 +185,9 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
     nodes = accept_path(node_tokens, tree_logits, tree, acceptance, typical)
     last = int(nodes[-1])
     prefill_cache = KVCache(model.config, 1, device=idx.device, dtype=weight.dtype)
+    # the prefills the decodes pay: of their prompts when decodes are timed
+    _checks.integer("max_new_tokens", max_new_tokens, minimum=1)
+    prefill_idx = [check_prompt(model, p, max_new_tokens) for p in decode_prompts] or [idx]
     root = logits.argmax()[None, None]  # (1, 1)
 
     def forward() -> object:
@@ -191,9 +207,10 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
         out, _ = model(root, cache=cache)
         return torch.cat([idx, next_token(out[:, -1])[:, None]], dim=1)
 
-    def prefill() -> object:
-        prefill_cache.length = 0
-        return model(idx, cache=prefill_cache)
+    def prefill() -> None:
+        for p in prefill_idx:
+            prefill_cache.length = 0
+            model(p, cache=prefill_cache)
 
     phases: dict[str, Callable[[], object]] = {
         "candidates": lambda: draft_candidates(logits, head_logits, tree),
@@ -203,22 +220,30 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
         "heads": lambda: heads(tree_hidden[last]),
     }
     extra: dict[str, Callable[[], object]] = {}
-    decoded: dict[str, MedusaResult] = {}
-    if decode_prompt is not None:
-        _checks.integer("max_new_tokens", max_new_tokens, minimum=1)
-        extra = {"decode plain": lambda: generate(model, decode_prompt, max_new_tokens),
-                 "decode": lambda: decoded.__setitem__("r", medusa_generate(
-                     model, heads, decode_prompt, max_new_tokens, tree=tree, acceptance=acceptance, typical=typical))}
+    decoded: list[MedusaResult] = []
+
+    def decode_plain() -> None:
+        for p in decode_prompts:
+            generate(model, p, max_new_tokens)
+
+    def decode() -> None:
+        decoded[:] = [medusa_generate(model, heads, p, max_new_tokens, tree=tree, acceptance=acceptance,
+                                      typical=typical) for p in decode_prompts]
+
+    if decode_prompts:
+        extra = {"decode plain": decode_plain, "decode": decode}
     # 50 ms samples: on a shared, busy CPU, short samples mostly measure the scheduler
     t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill, **extra}, repeats=repeats,
                 min_sample_s=SAMPLE_S)
-    result = decoded.get("r")
     # the cost model charges one timed step per forward pass: a last step that emits only the
     # root (forward_pass=False) costs no pass, so the rate is tokens per pass, not per step
-    per_pass = None if result is None else len(result.new_tokens) / sum(s.forward_pass for s in result.steps)
+    per_pass = None
+    if decoded:
+        per_pass = sum(len(r.new_tokens) for r in decoded) / sum(s.forward_pass for r in decoded for s in r.steps)
     return StepBreakdown(f"medusa/{label}/{acceptance}", N, start, {k: t[k] for k in phases}, t["step"],
                          t["plain"], t["prefill"], decode_plain=t.get("decode plain"), decode=t.get("decode"),
-                         tokens_per_step=per_pass, max_new_tokens=None if result is None else max_new_tokens)
+                         tokens_per_step=per_pass, max_new_tokens=max_new_tokens if decoded else None,
+                         num_prompts=len(prefill_idx))
 
 
 @export("speculative.experiment.DecodingStats")
