@@ -310,10 +310,17 @@ print(f"N = 2: latency and bandwidth terms are equal at n* = {crossover / 1e3:.0
 # Two numbers now summarise the ring on this machine. Below the crossover size
 # $n^* = N\alpha/\beta$ (where $2(N-1)\alpha = \frac{2(N-1)}{N} n \beta$) the latency term dominates: sending gradients in
 # a few large buckets instead of many small ones saves $2(N-1)\alpha$ per bucket — the reason
-# DDP's buckets are 25 MB, not one per parameter. Above it, only fewer bytes help (FP16
-# gradients, compression). On this machine $\alpha$ is large (Python and the processes'
-# scheduling are part of each step) and $1/\beta$ includes the additions of the reduce-scatter;
-# NCCL on NVLink has $\alpha$ of a few µs and $1/\beta$ of hundreds of GB/s, but the same formula.
+# DDP's buckets are 25 MiB by default (read from a real `DistributedDataParallel` below), not one
+# per parameter. Above it, only fewer bytes help (FP16 gradients, compression). On this machine
+# $\alpha$ is large (Python and the processes' scheduling are part of each step) and $1/\beta$
+# includes the additions of the reduce-scatter; NCCL on NVLink has $\alpha$ of a few µs and
+# $1/\beta$ of hundreds of GB/s, but the same formula.
+
+# %%
+cap = launch(experiment.ddp_default_bucket_bytes, 1, show_output=False).results[0]
+print(f"DistributedDataParallel with default arguments: bucket_bytes_cap = {cap:,} bytes = {cap / 2**20:g} MiB; "
+      f"at N = 2 that is {cap / crossover:,.0f} times this machine's crossover size n*")
+assert cap == 25 * 2**20 and cap > crossover
 
 # %% [markdown]
 # ## SimpleDDP
@@ -519,7 +526,7 @@ assert wide_runs[8.0]["buckets"] == 1 and not overlaps_backward(wide_runs[8.0]["
 # cores, gloo's communication threads compete with backward for them, and the loopback "network"
 # is nearly free, so the differences are small and noisy. On GPUs with a real interconnect,
 # backward runs on the GPU while NCCL moves the first buckets, and the overlap is what lets DDP
-# scale; the 25 MB default balances per-message latency against starting early.
+# scale; the 25 MiB default balances per-message latency against starting early.
 
 # %% [markdown]
 # ## Data and checkpoints in real DDP training

@@ -88,3 +88,11 @@ def test_time_all_reduces_uses_compare_in_one_launch_for_several_process_counts(
         # every rank of a group used the same number of calls per sample (else: mismatched collectives)
         numbers = {tuple(t.number for t in results[r][k]["ring"]) for r in range(k)}
         assert len(numbers) == 1
+
+
+def test_simple_ddp_default_bucket_size_is_torch_ddps() -> None:
+    import inspect
+
+    cap = launch(ex.ddp_default_bucket_bytes, 1, show_output=False).results[0]
+    assert cap == 25 * 2**20  # DDP's documented default, bucket_cap_mb=25 (MiB)
+    assert inspect.signature(SimpleDDP).parameters["bucket_cap_mb"].default * 2**20 == cap

@@ -11,6 +11,7 @@ every rank and returns plain data (lists, dicts, floats) that the notebook plots
   with :func:`course_lib.timing.compare` (the timings :func:`~course_lib.distributed.fit_alpha_beta` fits).
 * :func:`compare_ddp` — :class:`~course_lib.distributed.SimpleDDP` against PyTorch's DDP and
   single-process full-batch training.
+* :func:`ddp_default_bucket_bytes` — the bucket size PyTorch's DDP uses when not told one.
 * :func:`broadcast_state` — SimpleDDP's start: rank 0's parameters and buffers everywhere.
 * :func:`average_order` — divide before or after the sum: FP16 overflow, SimpleDDP and DDP.
 * :func:`buffers_each_forward` — buffers re-broadcast from rank 0 at every forward (DDP's default).
@@ -71,6 +72,13 @@ def hello() -> tuple[int, int, float]:
     t = torch.tensor([float(rank)], device=worker_device())
     dist.all_reduce(t)
     return rank, world, t.item()
+
+
+@export("distributed.experiment.ddp_default_bucket_bytes")
+def ddp_default_bucket_bytes() -> int:
+    """``bucket_bytes_cap`` of a ``torch.nn.parallel.DistributedDataParallel`` built with default arguments."""
+    ddp = nn.parallel.DistributedDataParallel(nn.Linear(2, 2).to(worker_device()))
+    return int(ddp.bucket_bytes_cap)
 
 
 def _rank_input(numel: int, dtype: torch.dtype, seed: int, rank: int) -> torch.Tensor:
