@@ -11,6 +11,13 @@ Every wall-clock number a chapter or benchmark states comes from :func:`compare`
    instead of whichever happened to run then.
 4. **Repeats, median and spread** — ``repeats`` samples per alternative; the median is reported
    with the interquartile range, and ratios are taken between medians of the same run.
+5. **Warm samples, when asked** (``sample_warmup``) — interleaving has a cost: the first call
+   after another alternative ran finds the caches and the allocator in that alternative's state.
+   On the Medusa chapter's step (about 3 ms on one CPU thread), the first call after a whole
+   decode took 1.5–3 times as long as the calls after it: several per cent of a 20-call
+   sample, a bias that a long sample (a whole decode) does not carry. Untimed calls just before
+   each sample remove it, so short and long alternatives are both measured in the steady state
+   they run in (``course_lib.speculative.experiment.step_breakdown`` relies on it).
 
 On CUDA, ``torch.cuda.synchronize`` runs before each clock read, so a sample includes the
 kernels it launched (as ``torch.utils.benchmark.Timer`` does). Timings are never asserted in
@@ -103,7 +110,8 @@ def _calibrate(fn: Callable[[], object], min_sample_s: float, sync: Callable[[],
 @export("timing.compare")
 def compare(fns: Mapping[str, Callable[[], object]], repeats: int = 7, warmup: int = 2,
             min_sample_s: float = 0.01, number: int | None = None,
-            sync: Callable[[], None] | None = None) -> dict[str, Timing]:
+            sync: Callable[[], None] | None = None,
+            sample_warmup: int | Mapping[str, int] = 0) -> dict[str, Timing]:
     """Time alternatives with the course's discipline (see the module docstring).
 
     Args:
@@ -114,6 +122,10 @@ def compare(fns: Mapping[str, Callable[[], object]], repeats: int = 7, warmup: i
         number: calls per sample for every alternative (default: calibrated per alternative).
         sync: called before each clock read (default: ``torch.cuda.synchronize`` when CUDA is
             in use, else nothing).
+        sample_warmup: untimed calls of an alternative just before each of its samples (point
+            5 of the module docstring): one count for every alternative, or ``{label: count}``
+            (labels left out: 0). 0 keeps the cold first call in the sample, as an end-to-end
+            measurement (a whole decode a user waits for) should.
 
     Returns:
         ``{label: Timing}`` in the order of ``fns``.
@@ -138,8 +150,17 @@ def compare(fns: Mapping[str, Callable[[], object]], repeats: int = 7, warmup: i
     _checks.real("min_sample_s", min_sample_s, minimum=0.0)
     if number is not None:
         number = _checks.integer("number", number, minimum=1)
-    sync = sync or _synchronize
     labels = list(fns)
+    if isinstance(sample_warmup, Mapping):
+        unknown = sorted(set(sample_warmup) - set(labels))
+        if unknown:
+            raise ValueError(f"sample_warmup names alternatives that fns lacks: {unknown}; fns has {labels}")
+        warm = {label: _checks.integer(f"sample_warmup[{label!r}]", sample_warmup.get(label, 0), minimum=0)
+                for label in labels}
+    else:
+        count = _checks.integer("sample_warmup", sample_warmup, minimum=0)
+        warm = dict.fromkeys(labels, count)
+    sync = sync or _synchronize
     for label in labels:
         for _ in range(warmup):
             fns[label]()
@@ -148,6 +169,8 @@ def compare(fns: Mapping[str, Callable[[], object]], repeats: int = 7, warmup: i
     for r in range(repeats):
         for label in labels[r % len(labels):] + labels[:r % len(labels)]:  # rotate the order
             fn, n = fns[label], calls[label]
+            for _ in range(warm[label]):
+                fn()
             sync()
             start = time.perf_counter()
             for _ in range(n):

@@ -418,7 +418,10 @@ plt.show()
 # prompts are timed **in the same interleaved run** — on a shared machine whose load drifts,
 # comparing numbers taken minutes apart would measure the drift. Four prompts, not one, make
 # the tokens per step an average rather than one prompt's luck; the prefill in the model is
-# theirs.
+# theirs. Interleaving has one cost of its own: the first call of a phase after a whole decode
+# finds the caches and the allocator in the decode's state and runs slower, a cost a decode —
+# its steps back to back — does not pay per step. Each phase's sample therefore starts after
+# one untimed call (`timing.compare(..., sample_warmup=...)`).
 
 # %%
 state = lm.code_prompts(corpus.val, 1, 128)[0]  # a 128-byte held-out context: the mean cache length

@@ -16,6 +16,34 @@ def test_warmup_interleaving_and_counts():
     assert [len(x.samples) for x in t.values()] == [3, 3, 3] and all(x.number == 2 for x in t.values())
 
 
+def test_sample_warmup_runs_untimed_calls_before_each_sample(monkeypatch):
+    # a fake clock: a call costs 10 s right after another alternative ran, 1 s otherwise
+    import course_lib.timing as timing
+
+    now, last = [0.0], [None]
+
+    def call(name):
+        def fn():
+            now[0] += 1.0 if last[0] == name else 10.0
+            last[0] = name
+        return fn
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
+    fns = {"a": call("a"), "b": call("b")}
+    cold = compare(fns, repeats=4, warmup=0, number=2)
+    warm = compare(fns, repeats=4, warmup=0, number=2, sample_warmup=1)
+    assert cold["a"].median == 5.5  # (10 + 1) / 2: the switch's cost lands in every sample
+    assert warm["a"].median == 1.0 and warm["b"].samples == (1.0,) * 4  # steady state only
+    only_a = compare(fns, repeats=4, warmup=0, number=2, sample_warmup={"a": 1})
+    # b, left out, keeps its cold call whenever a ran just before it (rounds 0 and 2; in rounds 1
+    # and 3 the rotation puts b first, right after its own sample)
+    assert only_a["a"].median == 1.0 and only_a["b"].samples == (5.5, 1.0, 5.5, 1.0)
+    with pytest.raises(ValueError, match="sample_warmup"):
+        compare(fns, sample_warmup=-1)
+    with pytest.raises(ValueError, match=r"sample_warmup names alternatives that fns lacks: \['c'\]"):
+        compare(fns, sample_warmup={"c": 1})
+
+
 def test_calibration_reaches_min_sample_and_sync_is_called():
     syncs = []
     t = compare({"noop": lambda: None}, repeats=2, warmup=0, min_sample_s=0.002, sync=lambda: syncs.append(1))

@@ -147,9 +147,10 @@ def pass_breakdown(model: GPT, mtp: MultiTokenPredictor, prompt: torch.Tensor, r
         return model(idx, prefill_cache)
 
     phases: dict[str, Callable[[], object]] = {"forward": forward, "verify": verify, "draft module": module}
-    # 50 ms samples: on a shared, busy CPU, short samples mostly measure the scheduler
+    # 50 ms samples: on a shared, busy CPU, short samples mostly measure the scheduler; one
+    # untimed call before each sample keeps the cold first call after a switch out of it
     t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill}, repeats=repeats,
-                min_sample_s=0.05)
+                min_sample_s=0.05, sample_warmup=1)
     return StepBreakdown("mtp", 2, start, {k: t[k] for k in phases}, t["step"], t["plain"], t["prefill"])
 
 

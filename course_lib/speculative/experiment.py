@@ -116,7 +116,8 @@ def forward_time(model: GPT, sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), ca
         return run
 
     fns = {n: one_pass(_random_tokens(model, n, n)) for n in sizes}
-    timings = compare({str(n): fn for n, fn in fns.items()}, repeats=repeats, min_sample_s=SAMPLE_S)
+    timings = compare({str(n): fn for n, fn in fns.items()}, repeats=repeats, min_sample_s=SAMPLE_S,
+                      sample_warmup=1)
     return ForwardCost(cache_len, {n: timings[str(n)] for n in sizes})
 
 
@@ -232,9 +233,12 @@ def step_breakdown(model: GPT, heads: MedusaHeads, prompt: torch.Tensor, tree: M
 
     if decode_prompts:
         extra = {"decode plain": decode_plain, "decode": decode}
-    # 50 ms samples: on a shared, busy CPU, short samples mostly measure the scheduler
-    t = compare({**phases, "step": whole_step, "plain": plain_step, "prefill": prefill, **extra}, repeats=repeats,
-                min_sample_s=SAMPLE_S)
+    # 50 ms samples: on a shared, busy CPU, short samples mostly measure the scheduler. One
+    # untimed call before each sample of a part: its first call after a whole decode is slow,
+    # which a 20-call sample would carry and a decode (its steps back to back) does not; the
+    # decodes are end-to-end measurements and keep theirs
+    parts = {**phases, "step": whole_step, "plain": plain_step, "prefill": prefill}
+    t = compare({**parts, **extra}, repeats=repeats, min_sample_s=SAMPLE_S, sample_warmup=dict.fromkeys(parts, 1))
     # the cost model charges one timed step per forward pass: a last step that emits only the
     # root (forward_pass=False) costs no pass, so the rate is tokens per pass, not per step
     per_pass = None
