@@ -479,6 +479,10 @@ def test_cost_model_arithmetic():
     assert b.predicted_speedup(3.0, 100) == pytest.approx(104 / (5 + 200 / 3))
     with pytest.raises(ValueError, match="tokens_per_step"):
         b.predicted_speedup(0.0)
+    # two prompts: 5 ms of prefills for both, 2 * 99 plain steps against 2 * 100 / 3 Medusa steps
+    two = StepBreakdown("toy", 4, 10, {"forward": t(1.5)}, step=t(2.0), plain=t(1.0), prefill=t(5.0), num_prompts=2)
+    assert two.predicted_speedup(3.0, 100) == pytest.approx(203 / (5 + 400 / 3))
+    assert two.predicted_speedup(3.0) == b.predicted_speedup(3.0)  # per step, the prompt count cancels
     assert math.isnan(b.measured_speedup)  # no decode timed: 0/0, not a made-up 1.0
 
 
